@@ -1,0 +1,158 @@
+"""Profiles: one switch (``smoke`` / ``cpu`` / ``gpu``) that sets model, sizes, dtype, threads and seeds.
+
+Every notebook starts with a papermill ``parameters`` cell holding ``PROFILE = None`` and calls
+:func:`setup`. ``None`` means: the ``COURSE_PROFILE`` environment variable if set, else ``gpu`` when
+CUDA is available, else ``cpu``.
+
+=========  ==========================================  ===============================================
+profile    meant for                                   what it promises
+=========  ==========================================  ===============================================
+smoke      CI / ``make test``                          every cell runs in seconds; outcomes not asserted
+cpu        a laptop, offline                           the tiny model; learning effects real and asserted
+gpu        a Colab T4 or any CUDA GPU (<= 14 GiB)      real small instruct models, fp16 where no bf16
+=========  ==========================================  ===============================================
+"""
+from __future__ import annotations
+
+import os
+import random
+import resource
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+PROFILES = ("smoke", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that differs between profiles. Notebooks read sizes from here, never hard-code them.
+
+    Attributes:
+        name: ``"smoke"``, ``"cpu"`` or ``"gpu"``.
+        model: the default policy model for the chapter (a name :func:`utils.models.load_model` knows).
+        device: ``"cpu"`` or ``"cuda"``.
+        dtype: compute dtype (fp32 on CPU; bf16 on GPUs that have it, else fp16).
+        threads: torch intra-op threads on CPU.
+        seed: the base random seed.
+        n_eval: problems per difficulty level in an evaluation.
+        n_samples: samples per prompt for pass@k / best-of-N / group methods.
+        n_train: training examples for a fine-tuning run.
+        train_steps: optimizer steps for a fine-tuning run.
+        batch_size: sequences per optimizer step.
+        max_new_tokens: generation budget per completion.
+        eval_batch_size: prompts per generation batch.
+        assert_outcomes: whether self-checks on measured outcomes are enforced (not in ``smoke``).
+    """
+
+    name: str
+    model: str
+    device: str
+    dtype: torch.dtype
+    threads: int
+    seed: int = 0
+    n_eval: int = 100
+    n_samples: int = 16
+    n_train: int = 2000
+    train_steps: int = 200
+    batch_size: int = 32
+    max_new_tokens: int = 96
+    eval_batch_size: int = 256
+    assert_outcomes: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def pick(self, smoke: Any, cpu: Any, gpu: Any) -> Any:
+        """Choose a value by profile, for the few sizes that are specific to one notebook."""
+        return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[self.name]
+
+    def with_(self, **changes: Any) -> "Profile":
+        """A copy with some fields changed (e.g. ``P.with_(n_eval=50)``)."""
+        return replace(self, **changes)
+
+
+def default_threads() -> int:
+    """``COURSE_THREADS`` if set, else all cores up to 4 (more rarely helps models this small)."""
+    env = os.environ.get("COURSE_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def resolve_profile_name(name: str | None = None) -> str:
+    """Explicit name, else ``$COURSE_PROFILE``, else ``gpu`` with CUDA, else ``cpu``."""
+    name = name or os.environ.get("COURSE_PROFILE") or ("gpu" if torch.cuda.is_available() else "cpu")
+    name = name.strip().lower()
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {PROFILES}")
+    return name
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """Build the :class:`Profile` for ``name`` (see :func:`resolve_profile_name`).
+
+    Raises ``RuntimeError`` for ``gpu`` on a machine without CUDA, rather than silently using the CPU.
+    """
+    name = resolve_profile_name(name)
+    threads = default_threads()
+    if name == "smoke":
+        return Profile(
+            "smoke", "tiny-sft", "cpu", torch.float32, threads=min(threads, 2), n_eval=6, n_samples=4,
+            n_train=64, train_steps=3, batch_size=8, max_new_tokens=48, eval_batch_size=64,
+            assert_outcomes=False,
+        )
+    if name == "cpu":
+        return Profile("cpu", "tiny-sft", "cpu", torch.float32, threads=threads)
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            "profile 'gpu' needs a CUDA GPU, and torch sees none here. Use PROFILE='cpu' (the tiny "
+            "model, minutes on a laptop) or run on a GPU machine / Colab with a GPU runtime."
+        )
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return Profile(
+        "gpu", "smollm2-135m", "cuda", dtype, threads=threads, n_eval=100, n_samples=16, n_train=2000,
+        train_steps=200, batch_size=16, max_new_tokens=256, eval_batch_size=64,
+    )
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def setup(name: str | None = None, verbose: bool = True) -> Profile:
+    """Resolve the profile, set threads and seeds, and print a one-line summary. Call once per notebook."""
+    profile = get_profile(name)
+    torch.set_num_threads(profile.threads)
+    seed_everything(profile.seed)
+    if verbose:
+        dev = torch.cuda.get_device_name(0) if profile.device == "cuda" else f"CPU, {profile.threads} threads"
+        print(f"profile={profile.name} model={profile.model} device={dev} dtype={str(profile.dtype).split('.')[-1]}")
+    return profile
+
+
+def peak_memory_mb(device: str = "cpu") -> float:
+    """Peak memory so far: process RSS on CPU, or ``torch.cuda.max_memory_allocated`` on CUDA (MiB)."""
+    if device == "cuda" and torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+@contextmanager
+def timer(label: str = "", verbose: bool = True) -> Iterator[dict[str, float]]:
+    """``with timer("sft") as t: ...`` then ``t["seconds"]``; prints the time when ``verbose``."""
+    out: dict[str, float] = {}
+    t0 = time.perf_counter()
+    try:
+        yield out
+    finally:
+        out["seconds"] = time.perf_counter() - t0
+        if verbose and label:
+            print(f"{label}: {out['seconds']:.1f} s")

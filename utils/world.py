@@ -1,0 +1,229 @@
+"""The course's synthetic reasoning world: the problem type, the chat format, the train/test split.
+
+Every task family (``countdown``, ``addition``, ``strings``) produces :class:`Problem` objects whose
+answers - and, for Countdown and addition, whose intermediate steps - can be checked exactly.
+A model answers in one format that both the tiny model and a real instruct model can follow::
+
+    <think>7*3=21,21+5=26</think><answer>(7*3)+5</answer>
+
+Parsing (:func:`parse_completion`) and every verifier accept *any* string and never raise.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+
+#: System prompt for real instruct models (the tiny model was trained without one).
+SYSTEM_PROMPT = (
+    "You solve small puzzles. Think step by step inside <think></think>, writing one operation per "
+    "step separated by commas (for example 7*3=21,21+5=26), then give only the final answer inside "
+    "<answer></answer>."
+)
+
+#: Fraction of each family's problem space reserved for testing (chosen by a hash of the problem).
+TEST_FRACTION = 0.2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One task instance.
+
+    Attributes:
+        family: task family name, e.g. ``"countdown"``.
+        prompt: the user's message (what the model sees).
+        answer: a reference final answer (one of possibly many correct ones).
+        steps: a reference worked solution, one step per item (empty for families without steps).
+        level: difficulty level inside the family (e.g. the number of operands).
+        meta: family-specific data the verifier needs (numbers, target, operands...).
+    """
+
+    family: str
+    prompt: str
+    answer: str
+    steps: tuple[str, ...] = ()
+    level: int = 0
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def uid(self) -> str:
+        """A canonical identity of the problem (used for the train/test split)."""
+        return f"{self.family}|{self.meta.get('key', self.prompt)}"
+
+    @property
+    def split(self) -> str:
+        """``"test"`` or ``"train"``, fixed forever by a hash of :attr:`uid`."""
+        return split_of(self.uid)
+
+    def completion(self, cot: bool = True) -> str:
+        """The reference completion in the course's format (with or without the reasoning)."""
+        return format_completion(",".join(self.steps) if cot else "", self.answer)
+
+    def messages(self, cot: bool = True, system: str | None = None) -> list[dict[str, str]]:
+        """Chat messages ``[system?, (user, assistant)*, user, assistant]`` for supervised fine-tuning."""
+        msgs = [{"role": "system", "content": system}] if system else []
+        for user, answer in self.meta.get("history", ()):  # earlier turns of a dialogue
+            msgs += [
+                {"role": "user", "content": user},
+                {"role": "assistant", "content": format_completion("", answer)},
+            ]
+        return msgs + [
+            {"role": "user", "content": self.prompt},
+            {"role": "assistant", "content": self.completion(cot)},
+        ]
+
+
+def split_of(uid: str) -> str:
+    """Assign a problem identity to ``"train"`` or ``"test"`` by a stable SHA-256 hash."""
+    h = int.from_bytes(hashlib.sha256(uid.encode()).digest()[:8], "big")
+    return "test" if (h % 10_000) < TEST_FRACTION * 10_000 else "train"
+
+
+def format_completion(think: str, answer: str) -> str:
+    """``<think>{think}</think><answer>{answer}</answer>`` (the think block is kept even when empty)."""
+    return f"{THINK_OPEN}{think}{THINK_CLOSE}{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """What :func:`parse_completion` found in a completion.
+
+    ``think``/``answer`` are ``None`` when the block is missing; ``well_formed`` is true when the text is
+    exactly one think block followed by one answer block (whitespace and an end-of-text marker allowed).
+    """
+
+    think: str | None
+    answer: str | None
+    well_formed: bool
+
+
+_WELL_FORMED = re.compile(
+    r"^\s*<think>(?P<think>(?:(?!<think>|</think>|<answer>|</answer>).)*)</think>\s*"
+    r"<answer>(?P<answer>(?:(?!<think>|</think>|<answer>|</answer>).)*)</answer>\s*$",
+    re.DOTALL,
+)
+_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+#: Longest completion the parser looks at (longer input is truncated, not rejected).
+MAX_PARSE_CHARS = 20_000
+
+
+def parse_completion(text: Any) -> Parsed:
+    """Split a completion into its think and answer blocks. Accepts anything; never raises.
+
+    Non-strings give an empty :class:`Parsed`. The *last* answer block counts when several exist.
+    """
+    if not isinstance(text, str):
+        return Parsed(None, None, False)
+    text = text[:MAX_PARSE_CHARS]
+    m = _WELL_FORMED.match(text)
+    if m:
+        return Parsed(m.group("think"), m.group("answer").strip(), True)
+    thinks = _THINK.findall(text)
+    answers = _ANSWER.findall(text)
+    return Parsed(thinks[0] if thinks else None, answers[-1].strip() if answers else None, False)
+
+
+def split_steps(think: str | None) -> list[str]:
+    """Split a think block into steps (comma or newline separated, blanks dropped)."""
+    if not think:
+        return []
+    return [s.strip() for s in re.split(r"[,\n;]", think) if s.strip()]
+
+
+# ----------------------------------------------------------------------------------------------
+# Families: each registers a generator and a verifier.
+# ----------------------------------------------------------------------------------------------
+
+Generator = Callable[[random.Random, int], Problem]
+Verifier = Callable[[Problem, str], float]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A task family: ``generate(rng, level) -> Problem`` and ``verify(problem, answer) -> 0/1``."""
+
+    name: str
+    generate: Generator
+    verify_answer: Verifier
+    levels: tuple[int, ...]
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register(family: Family) -> Family:
+    FAMILIES[family.name] = family
+    return family
+
+
+def get_family(name: str) -> Family:
+    """Look up a family by name, with a clear error listing the known ones."""
+    _ensure_loaded()
+    if name not in FAMILIES:
+        raise KeyError(f"unknown task family {name!r}; known families: {sorted(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def _ensure_loaded() -> None:
+    # Importing the family modules registers them (they import this module, so import lazily).
+    from . import addition, countdown, strings  # noqa: F401
+
+
+def sample_problems(
+    family: str, level: int, n: int, split: str = "train", seed: int = 0, unique: bool = True
+) -> list[Problem]:
+    """Draw ``n`` problems of one family and level from one split, deterministically from ``seed``.
+
+    With ``unique=True`` no problem repeats; if the split holds fewer than ``n`` distinct problems
+    a ``ValueError`` says so rather than silently returning fewer.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    fam = get_family(family)
+    if level not in fam.levels:
+        raise ValueError(f"{family} has levels {fam.levels}, got {level}")
+    rng = random.Random(f"{family}-{level}-{split}-{seed}")
+    out: list[Problem] = []
+    seen: set[str] = set()
+    tries = 0
+    while len(out) < n:
+        tries += 1
+        if tries > 200 * n + 10_000:
+            raise ValueError(
+                f"could only find {len(out)} distinct {split} problems for {family} level {level} "
+                f"(asked for {n})"
+            )
+        p = fam.generate(rng, level)
+        if p.split != split or (unique and p.uid in seen):
+            continue
+        seen.add(p.uid)
+        out.append(p)
+    return out
+
+
+def iter_problems(family: str, level: int, split: str = "train", seed: int = 0) -> Iterator[Problem]:
+    """An endless deterministic stream of problems (repeats allowed) from one split."""
+    fam = get_family(family)
+    rng = random.Random(f"stream-{family}-{level}-{split}-{seed}")
+    while True:
+        p = fam.generate(rng, level)
+        if p.split == split:
+            yield p
+
+
+def score(problem: Problem, completion: Any) -> float:
+    """1.0 if the completion's final answer is correct for ``problem``, else 0.0. Never raises."""
+    parsed = parse_completion(completion)
+    if parsed.answer is None:
+        return 0.0
+    try:
+        return float(get_family(problem.family).verify_answer(problem, parsed.answer))
+    except Exception:  # a verifier bug must not crash a training run; it counts as wrong
+        return 0.0
