@@ -3,8 +3,12 @@
 ::
 
     prompt:  add 457+68
-    steps:   7+8+0=15,5+6+1=12,4+0+1=5
+    steps:   7+8+0=15:5,5+6+1=12:25,4+0+1=5:525
     answer:  525
+
+Each step is ``digit + digit + carry = column sum : digits of the result so far``; the running result
+means the final answer is a copy of the last step rather than a reversal of all of them (reversing is
+hard for a tiny transformer, copying is easy).
 
 A second skill beside Countdown: the course uses it to measure forgetting (train on one family,
 test the other) and length generalisation (train on up to 4 digits, test on 5).
@@ -19,14 +23,16 @@ LEVELS = (1, 2, 3, 4, 5, 6)
 
 
 def column_steps(a: int, b: int) -> list[str]:
-    """The reference column steps ``"x+y+carry=sum"`` for ``a + b``, least significant column first."""
+    """The reference column steps ``"x+y+carry=sum:result so far"`` for ``a + b``, least significant first."""
     da, db = str(a)[::-1], str(b)[::-1]
-    carry, steps = 0, []
-    for i in range(max(len(da), len(db))):
+    carry, steps, partial = 0, [], ""
+    n = max(len(da), len(db))
+    for i in range(n):
         x = int(da[i]) if i < len(da) else 0
         y = int(db[i]) if i < len(db) else 0
         s = x + y + carry
-        steps.append(f"{x}+{y}+{carry}={s}")
+        partial = (str(s) if i == n - 1 else str(s % 10)) + partial
+        steps.append(f"{x}+{y}+{carry}={s}:{partial}")
         carry = s // 10
     return steps
 

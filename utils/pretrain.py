@@ -29,12 +29,12 @@ from .models import DATA, count_parameters, new_tiny_model
 from .training import chat_batch, pack_documents, train_lm
 
 #: (family, level, weight) mixtures
-BASE_MIX = [("countdown", 2, 0.05), ("countdown", 3, 0.2), ("countdown", 4, 0.2), ("countdown", 5, 0.1),
-            ("addition", 1, 0.03), ("addition", 2, 0.05), ("addition", 3, 0.06), ("addition", 4, 0.06),
-            ("strings", 1, 0.04), ("strings", 2, 0.04), ("strings", 3, 0.04), ("facts", 0, 0.13)]
-SFT_MIX = [("countdown", 2, 0.08), ("countdown", 3, 0.35), ("countdown", 4, 0.27),
-           ("addition", 1, 0.02), ("addition", 2, 0.05), ("addition", 3, 0.06), ("addition", 4, 0.07),
-           ("strings", 1, 0.03), ("strings", 2, 0.04), ("strings", 3, 0.03)]
+BASE_MIX = [("countdown", 2, 0.05), ("countdown", 3, 0.2), ("countdown", 4, 0.17), ("countdown", 5, 0.08),
+            ("addition", 1, 0.03), ("addition", 2, 0.05), ("addition", 3, 0.06), ("addition", 4, 0.08),
+            ("strings", 1, 0.06), ("strings", 2, 0.07), ("strings", 3, 0.07), ("facts", 0, 0.08)]
+SFT_MIX = [("countdown", 2, 0.05), ("countdown", 3, 0.33), ("countdown", 4, 0.2),
+           ("addition", 1, 0.02), ("addition", 2, 0.04), ("addition", 3, 0.06), ("addition", 4, 0.08),
+           ("strings", 1, 0.07), ("strings", 2, 0.08), ("strings", 3, 0.07)]
 
 
 def textbook(p: world.Problem) -> str:
@@ -113,8 +113,8 @@ def save(model, tok, path: Path, info: dict) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=DATA, help="folder to write tiny-base/ and tiny-sft/ into")
-    ap.add_argument("--base-steps", type=int, default=900)
-    ap.add_argument("--sft-steps", type=int, default=300)
+    ap.add_argument("--base-steps", type=int, default=800)
+    ap.add_argument("--sft-steps", type=int, default=400)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

@@ -11,7 +11,6 @@ model must use the conversation history. Every output is checkable exactly.
 from __future__ import annotations
 
 import random
-import string
 
 from .world import Family, Problem, register
 
@@ -34,16 +33,20 @@ OPERATIONS = {
 CHAINABLE = ("reverse", "sort", "dedupe", "double")
 
 
+#: the letters words are made of (a small alphabet, so that a tiny model sees each letter often)
+ALPHABET = "abcdefghijo"
+
+
 def _word(rng: random.Random, level: int) -> str:
     lo, hi = _LEN[level]
-    n = rng.randint(lo, hi)
-    # mix real-looking syllables and random letters so repeats and vowels occur
-    letters = string.ascii_lowercase
-    return "".join(rng.choice("aeiou") if rng.random() < 0.35 else rng.choice(letters) for _ in range(n))
+    return "".join(rng.choice(ALPHABET) for _ in range(rng.randint(lo, hi)))
 
 
-def make_problem(op: str, word: str, history: tuple[tuple[str, str], ...] = ()) -> Problem:
-    """Build a string task; ``history`` holds earlier ``(user, answer)`` turns of a dialogue."""
+def make_problem(op: str, word: str, history: tuple[tuple[str, str], ...] = (), level: int | None = None) -> Problem:
+    """Build a string task; ``history`` holds earlier ``(user, answer)`` turns of a dialogue.
+
+    ``level`` defaults to the word length's level (1: 3-4 letters, 2: 5-6, 3: 7 or more).
+    """
     if op not in OPERATIONS:
         raise ValueError(f"unknown string operation {op!r}; known: {sorted(OPERATIONS)}")
     if not word or not word.isalpha() or not word.islower():
@@ -55,7 +58,7 @@ def make_problem(op: str, word: str, history: tuple[tuple[str, str], ...] = ()) 
         family="strings",
         prompt=prompt,
         answer=fn(word),
-        level=max(1, min(3, (len(word) - 1) // 2)),
+        level=level if level is not None else max(1, min(3, (len(word) - 1) // 2)),
         meta={"op": op, "word": word, "history": history, "key": key},
     )
 
@@ -66,10 +69,10 @@ def generate(rng: random.Random, level: int) -> Problem:
         raise ValueError(f"strings levels are {LEVELS}, got {level}")
     w = _word(rng, level)
     if rng.random() < 0.7:
-        return make_problem(rng.choice(sorted(OPERATIONS)), w)
+        return make_problem(rng.choice(sorted(OPERATIONS)), w, level=level)
     first = make_problem(rng.choice(CHAINABLE), w)
-    op2 = rng.choice(sorted(OPERATIONS))
-    return make_problem(op2, first.answer, history=((first.prompt, first.answer),))
+    op2 = rng.choice([o for o in sorted(OPERATIONS) if o != first.meta["op"]])
+    return make_problem(op2, first.answer, history=((first.prompt, first.answer),), level=level)
 
 
 def verify_answer(problem: Problem, answer: str) -> float:

@@ -1,0 +1,70 @@
+"""Model loading (tiny, SmolLM2 offline, random architectures) and our sampler."""
+import pytest
+import torch
+
+from utils import models
+from utils.generation import build_prompts, sample
+from utils.world import sample_problems
+
+
+def test_tiny_models_load_and_are_small():
+    for name in ("tiny-base", "tiny-sft"):
+        m, tok = models.load_model(name)
+        n = models.count_parameters(m)
+        assert 0.5e6 < n < 10e6 and m.config.model_type == "llama"
+        assert tok.chat_template and "{% generation %}" in tok.chat_template
+    sizes = [p.stat().st_size for d in models.TINY.values() for p in d.iterdir()]
+    assert sum(sizes) < 20 * 2**20
+
+
+def test_unknown_models_give_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown model"):
+        models.resolve("gpt-17")
+    with pytest.raises(ValueError, match="COURSE_ONLINE"):
+        models.resolve("qwen2.5-0.5b")
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        models.resolve(str(tmp_path))
+    with pytest.raises(ValueError, match="known"):
+        models.random_model("gpt-17")
+
+
+def test_missing_tiny_checkpoint_says_how_to_regenerate(monkeypatch, tmp_path):
+    monkeypatch.setitem(models.TINY, "tiny-sft", tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match="utils.pretrain"):
+        models.resolve("tiny-sft")
+
+
+@pytest.mark.parametrize("arch,params", [("smollm2-135m", 134.5e6), ("smollm2-360m", 361.8e6), ("qwen2.5-0.5b", 494.0e6)])
+def test_random_architectures(arch, params):
+    m = models.random_model(arch, device="meta")
+    assert models.count_parameters(m) == pytest.approx(params, rel=0.01)
+
+
+def test_smollm2_offline_answers_a_simple_question():
+    m, tok = models.load_model("smollm2-135m")
+    assert models.count_parameters(m) == pytest.approx(134.5e6, rel=0.01)
+    msgs = [{"role": "user", "content": "What is the capital of France?"}]
+    prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    out = sample(m, tok, [prompt], max_new_tokens=16, temperature=0)
+    assert "Paris" in out.texts[0]
+
+
+def test_sampler_logprobs_match_a_forward_pass_and_greedy_matches_generate(tiny_sft):
+    m, tok = tiny_sft
+    prompts = build_prompts(tok, sample_problems("countdown", 3, 3, "test"))
+    s = sample(m, tok, prompts, n=2, max_new_tokens=40, temperature=1.0, seed=0)
+    assert s.completion_ids.shape == s.logprobs.shape == s.completion_mask.shape
+    ids = torch.cat([s.prompt_ids, s.completion_ids], 1)
+    att = torch.cat([s.prompt_mask, s.completion_mask], 1)
+    pos = (att.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        logits = m(input_ids=ids, attention_mask=att, position_ids=pos).logits
+    P = s.prompt_ids.shape[1]
+    lp = logits[:, P - 1 : -1].log_softmax(-1).gather(-1, s.completion_ids[..., None]).squeeze(-1)
+    assert torch.allclose(lp * s.completion_mask, s.logprobs, atol=1e-4)
+    g = sample(m, tok, prompts, max_new_tokens=40, temperature=0)
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    ref = m.generate(**enc, max_new_tokens=40, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    ref_texts = tok.batch_decode(ref[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    assert g.texts == ref_texts
+    assert sample(m, tok, prompts, n=2, temperature=1.0, seed=3).texts == sample(m, tok, prompts, n=2, temperature=1.0, seed=3).texts

@@ -1,0 +1,50 @@
+"""Every notebook follows the course template (the notebooks themselves run under nbval, smoke profile)."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from utils.run_course import select
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_template(path):
+    nb = json.loads(path.read_text())
+    cells = nb["cells"]
+    text = "\n".join("".join(c["source"]) for c in cells)
+    params = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(params) == 1 and "PROFILE = None" in "".join(params[0]["source"])
+    assert "colab.research.google.com/github/" in "".join(cells[0]["source"])
+    for needle in ["Learning goals", "§", "Exercise", "Summary", "Runtime"]:
+        assert needle in text, f"{path.name} lacks {needle!r}"
+    assert re.search(r"rep\.check\(", text), "self-checks on measured outcomes"
+    for c in cells:
+        if c["cell_type"] == "code" and not "".join(c["source"]).lstrip().startswith("# NBVAL_CHECK_OUTPUT"):
+            assert not c.get("outputs"), "commit notebooks without outputs (run python -m utils.nbclean)"
+
+
+def test_runner_selects_ranges():
+    assert select(None) == NOTEBOOKS
+    assert [p.name[:2] for p in select("00")] == ["00"]
+    with pytest.raises(SystemExit):
+        select("x")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_colab_location_is_consistent(path):
+    from utils.colab import COURSE_REPO, badge
+
+    nb = json.loads(path.read_text())
+    assert badge(path.name) in "".join(nb["cells"][0]["source"])
+    boot = "".join(nb["cells"][2]["source"])
+    assert f'COURSE_REPO = "{COURSE_REPO}"' in boot
+    readme = (ROOT / "README.md").read_text()
+    assert badge(path.name) in readme, f"README lacks the Colab badge of {path.name}"
