@@ -63,10 +63,11 @@ def test_solver_and_generated_problems_are_solvable():
 
 def test_addition_and_strings():
     p = addition.make_problem(457, 68)
-    assert p.steps == ("7+8+0=15", "5+6+1=12", "4+0+1=5") and p.answer == "525"
+    assert p.steps == ("7+8+0=15:5", "5+6+1=12:25", "4+0+1=5:525") and p.answer == "525"
+    assert addition.make_problem(883, 437).steps[-1] == "8+4+1=13:1320"  # the last carry is written out
     assert score(p, p.completion()) == 1.0 and score(p, p.completion(cot=False)) == 1.0
     assert score(p, "<think></think><answer>524</answer>") == 0.0
-    assert addition.step_labels(p, "7+8+0=15,5+6+0=11") == [True, False]
+    assert addition.step_labels(p, "7+8+0=15:5, 5+6+0=11:15") == [True, False]
     s = strings.make_problem("reverse", "cat")
     assert s.answer == "tac" and score(s, "<think></think><answer> tac </answer>") == 1.0
     d = strings.make_problem("sort", "tac", history=(("reverse cat", "tac"),))

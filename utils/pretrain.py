@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=DATA, help="folder to write tiny-base/ and tiny-sft/ into")
     ap.add_argument("--base-steps", type=int, default=800)
     ap.add_argument("--sft-steps", type=int, default=400)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="1 is robust when other processes share the CPU")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
