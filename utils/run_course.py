@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import papermill as pm
 
-    out_nb, out_rep = args.out / "notebooks", args.out / "report"
+    out = args.out.resolve()
+    out_nb, out_rep = out / "notebooks", out / "report"
     out_nb.mkdir(parents=True, exist_ok=True)
     out_rep.mkdir(parents=True, exist_ok=True)
     os.environ["COURSE_REPORT_DIR"] = str(out_rep)
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         row.update(notebook=name, wall_seconds=wall, result="ok" if error is None else "FAILED", error=error)
         rows.append(row)
         print(f"    {row['result']} in {wall:.0f} s" + (f": {error}" if error else ""), flush=True)
-    report = args.out / "report.md"
+    report = out / "report.md"
     report.write_text(render(rows))
     print(f"report: {report}")
     return 0 if all(r["result"] == "ok" for r in rows) else 1
