@@ -75,11 +75,16 @@ class Profile:
 
 
 def default_threads() -> int:
-    """``COURSE_THREADS`` if set, else all cores up to 4 (more rarely helps models this small)."""
+    """``COURSE_THREADS`` if set, else half the cores, between 1 and 4.
+
+    Half, because another process often shares the machine (a browser, a second notebook): torch with
+    as many threads as cores slows down several-fold as soon as anything else runs, while one thread
+    per two cores loses little when the machine is idle. Models this small gain nothing beyond 4.
+    """
     env = os.environ.get("COURSE_THREADS")
     if env:
         return max(1, int(env))
-    return max(1, min(4, os.cpu_count() or 1))
+    return max(1, min(4, (os.cpu_count() or 1) // 2))
 
 
 def resolve_profile_name(name: str | None = None) -> str:
