@@ -10,7 +10,9 @@ os.environ.setdefault("COURSE_PROFILE", "smoke")
 
 import torch  # noqa: E402
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+from utils.runtime import default_threads  # noqa: E402
+
+torch.set_num_threads(default_threads())
 
 
 @pytest.fixture(scope="session")

@@ -17,17 +17,24 @@ MARK = "# NBVAL_CHECK_OUTPUT"
 
 
 def strip(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Remove outputs except on marked cells; drop execution counts and papermill metadata."""
+    """Remove outputs except on marked cells; drop execution counts and papermill metadata.
+
+    Marked cells that keep outputs get a small running execution count (1, 2, ...): nbval treats a cell
+    with outputs but no execution count as an error ("Unrun reference cell has outputs").
+    """
+    kept = 0
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         cell.execution_count = None
         keep = cell.source.lstrip().startswith(MARK)
-        if keep:
+        if keep and cell.outputs:
+            kept += 1
+            cell.execution_count = kept
             for out in cell.outputs:
                 if "execution_count" in out:
-                    out["execution_count"] = None
-        else:
+                    out["execution_count"] = kept
+        elif not keep:
             cell.outputs = []
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
