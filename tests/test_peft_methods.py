@@ -1,0 +1,65 @@
+"""PEFT helpers (utils.peft_methods): aligned logits, measured training memory, decoders that agree with forward."""
+import copy
+
+import torch
+
+from utils import world
+from utils.peft_methods import (AlignedLogits, generation_consistent, greedy_texts, make_peft, probe_method,
+                                sft_batches, training_memory)
+from utils.training import chat_batch
+
+
+def test_aligned_logits_and_sft_batches(tiny_sft):
+    model, tok = tiny_sft
+    probs = world.sample_problems("addition", 2, 8, "train")
+    batches = sft_batches(tok, probs, batch_size=4, seed=0)
+    b0, b2 = batches(0), batches(2)
+    assert b0["input_ids"].shape[0] == 4 and set(b0) == {"input_ids", "attention_mask", "labels"}
+    assert b2["input_ids"].shape[0] == 4  # second epoch
+    pm = make_peft(copy.deepcopy(model), "prompt", n_virtual=5)
+    x = b0["input_ids"]
+    assert pm(input_ids=x, attention_mask=b0["attention_mask"]).logits.shape[1] == x.shape[1] + 5
+    assert AlignedLogits(pm)(input_ids=x, attention_mask=b0["attention_mask"]).logits.shape[1] == x.shape[1]
+
+
+def test_training_memory_lora_vs_full(tiny_sft):
+    model, tok = tiny_sft
+    batch = chat_batch(tok, [p.messages() for p in world.sample_problems("addition", 3, 4, "train")])
+    full = copy.deepcopy(model)
+    before = {n: p.detach().clone() for n, p in full.named_parameters()}
+    m_full = training_memory(full, dict(batch))
+    assert all(torch.equal(p, before[n]) for n, p in full.named_parameters())  # left unchanged
+    lora = make_peft(copy.deepcopy(model), "lora", r=2)
+    m_lora = training_memory(AlignedLogits(lora), dict(batch))
+    assert m_full.grads == m_full.trainable * 4 and m_full.optimizer == 2 * m_full.grads
+    assert m_lora.trainable < 0.05 * m_full.trainable
+    assert m_lora.grads + m_lora.optimizer < 0.05 * (m_full.grads + m_full.optimizer)
+    assert m_full.activations > 0 and m_lora.activations > 0
+
+
+def test_prompt_learning_decoder_matches_forward(tiny_sft):
+    model, tok = tiny_sft
+    probs = world.sample_problems("addition", 3, 2, "test")
+    for method in ("prompt", "prefix"):
+        pm = make_peft(copy.deepcopy(model), method, n_virtual=4)
+        with torch.no_grad():
+            for p in pm.parameters():
+                if p.requires_grad:
+                    p.add_(torch.randn_like(p))
+        assert generation_consistent(pm, tok, probs, max_new_tokens=12, backend="course") > 0.99
+
+
+def test_course_and_generate_backends_agree_for_lora(tiny_sft):
+    model, tok = tiny_sft
+    probs = world.sample_problems("addition", 2, 2, "test")
+    pm = make_peft(copy.deepcopy(model), "lora", r=2)
+    assert greedy_texts(pm, tok, probs, 24, backend="course") == greedy_texts(pm, tok, probs, 24, backend="generate")
+
+
+def test_probe_reports_errors_instead_of_raising(tiny_sft):
+    model, tok = tiny_sft
+    probs = world.sample_problems("addition", 2, 2, "train")
+    row = probe_method(lambda: copy.deepcopy(model), tok, "no-such-method", probs)
+    assert row["train_step"] == "failed" and "unknown PEFT method" in row["error"]
+    row = probe_method(lambda: copy.deepcopy(model), tok, "ia3", probs)
+    assert row["train_step"] == "ok" and row["generation"] > 0.99 and row["course_decoder"] > 0.99

@@ -1,0 +1,201 @@
+"""Policy-gradient machinery: estimators against hand-computed score functions, baselines, log-probs, critic, MRT."""
+import numpy as np
+import pytest
+import torch
+
+from utils import policy_gradient as pg
+from utils.generation import build_prompts, sample
+from utils.models import new_tiny_model
+from utils.world import sample_problems
+
+
+@pytest.fixture(scope="module")
+def random_tiny():
+    model, tok = new_tiny_model(seed=0)
+    model.eval()
+    tok.padding_side = "left"
+    return model, tok
+
+
+def _toy(K=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    theta = torch.randn(K, generator=g, dtype=torch.float64)
+    rewards = torch.rand(K, generator=g, dtype=torch.float64) + 2.0  # all positive: a baseline matters
+    return theta, rewards
+
+
+def test_reinforce_gradient_equals_hand_computed_score_function():
+    """On a one-step categorical policy, autograd of the loss = -(1/B) sum_i (r_i - b_i)(onehot(a_i) - p)."""
+    theta, r_table = _toy()
+    actions = torch.tensor([0, 3, 3, 1, 4, 2])
+    baseline = torch.tensor([0.0, 0.5, 1.0, 2.0, 0.3, 2.5], dtype=torch.float64)
+    th = theta.clone().requires_grad_(True)
+    logp = th.log_softmax(-1)[actions][:, None]  # [B, T=1]
+    adv = r_table[actions] - baseline
+    loss = pg.reinforce_loss(logp, torch.ones_like(logp), adv)
+    loss.backward()
+    p = theta.softmax(-1)
+    onehot = torch.nn.functional.one_hot(actions, len(theta)).double()
+    by_hand = -((adv[:, None]) * (onehot - p)).mean(0)
+    assert torch.allclose(th.grad, by_hand, atol=1e-12)
+
+
+def test_constant_baseline_keeps_the_expected_gradient_and_lowers_variance():
+    """Exact expectation over actions: unbiased for any constant b; variance smallest near b = E[r]."""
+    theta, r_table = _toy()
+    p = theta.softmax(-1)
+    th = theta.clone().requires_grad_(True)
+    (true_grad,) = torch.autograd.grad((th.softmax(-1) * r_table).sum(), th)
+    variances = {}
+    for b in [0.0, float((p * r_table).sum()), -3.0]:
+        per_action = []
+        for a in range(len(theta)):
+            th = theta.clone().requires_grad_(True)
+            logp = th.log_softmax(-1)[a].view(1, 1)
+            loss = pg.reinforce_loss(logp, torch.ones(1, 1), torch.tensor([r_table[a] - b]))
+            (g,) = torch.autograd.grad(loss, th)
+            per_action.append(-g)  # the REINFORCE estimate from one sample a
+        est = torch.stack(per_action)  # [K, K]
+        mean = (p[:, None] * est).sum(0)
+        assert torch.allclose(mean, true_grad, atol=1e-10), f"baseline {b} biased the gradient"
+        variances[b] = float((p[:, None] * (est - mean) ** 2).sum())
+    b_mean = float((p * r_table).sum())
+    assert variances[b_mean] < 0.2 * variances[0.0] and variances[0.0] < variances[-3.0]
+
+
+def test_baselines_and_advantages():
+    r = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0])  # 4 prompts x 2 samples
+    assert torch.equal(pg.group_mean_baseline(r, 2), torch.tensor([0.5, 0.5, 0.5, 0.5, 1.0, 1.0, 0.0, 0.0]))
+    assert torch.equal(pg.leave_one_out_baseline(r, 2), torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0]))
+    r4 = torch.tensor([1.0, 0.0, 1.0, 1.0])
+    assert torch.allclose(pg.leave_one_out_baseline(r4, 4), torch.tensor([2 / 3, 1.0, 2 / 3, 2 / 3]))
+    greedy = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    assert torch.equal(pg.scst_advantages(r, greedy, 2), torch.tensor([0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]))
+    assert torch.equal(pg.advantages(r, "none"), r)
+    assert torch.allclose(pg.advantages(r, "batch_mean"), r - 0.5)
+    assert torch.equal(pg.advantages(r, "scst", 2, greedy), pg.scst_advantages(r, greedy, 2))
+    # the leave-one-out baseline of sample i does not depend on r_i (hence unbiased); the group mean does
+    bumped = r.clone()
+    bumped[0] = 7.0
+    assert pg.leave_one_out_baseline(bumped, 2)[0] == pg.leave_one_out_baseline(r, 2)[0]
+    assert pg.group_mean_baseline(bumped, 2)[0] != pg.group_mean_baseline(r, 2)[0]
+    with pytest.raises(ValueError):
+        pg.group_mean_baseline(r, 3)
+    with pytest.raises(ValueError):
+        pg.leave_one_out_baseline(r, 1)
+    with pytest.raises(ValueError):
+        pg.scst_advantages(r, greedy[:3], 2)
+    with pytest.raises(ValueError):
+        pg.advantages(r, "scst", 2)
+    with pytest.raises(ValueError):
+        pg.advantages(r, "magic")
+
+
+def test_reinforce_loss_masks_and_per_token_advantages():
+    logp = torch.randn(3, 4, requires_grad=True)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]])
+    adv = torch.tensor([1.0, -2.0, 0.5])
+    loss = pg.reinforce_loss(logp, mask, adv)
+    (g,) = torch.autograd.grad(loss, logp)
+    assert torch.allclose(g, -(adv[:, None] * mask) / 3)
+    per_token = adv[:, None].expand(3, 4)
+    assert torch.allclose(pg.reinforce_loss(logp, mask, per_token), loss)
+
+
+def test_completion_logprobs_match_the_sampler_and_are_padding_invariant(random_tiny):
+    model, tok = random_tiny
+    prompts = build_prompts(tok, sample_problems("countdown", 3, 3, "test") + sample_problems("addition", 2, 1, "test"))
+    s = sample(model, tok, prompts, n=2, max_new_tokens=12, temperature=0.7, seed=0)
+    with torch.no_grad():
+        out = pg.samples_logprobs(model, s, temperature=0.7, return_entropy=True)
+        out_h = pg.samples_logprobs(model, s, temperature=0.7, return_hidden=True)
+    assert torch.allclose(out.logprobs, s.logprobs, atol=1e-4)
+    assert torch.allclose(out_h.logprobs, out.logprobs, atol=1e-5)
+    assert out_h.hidden.shape == (*s.completion_ids.shape, model.config.hidden_size)
+    m = s.completion_mask.bool()
+    assert (out.entropy[m] >= -1e-6).all() and (out.entropy[m] <= np.log(len(tok)) + 1e-4).all()
+    # one sequence alone (no padding) gives the same numbers as inside the padded batch
+    i = int(s.prompt_mask.sum(1).argmin())  # the row with the most left padding
+    keep_p, keep_c = s.prompt_mask[i].bool(), s.completion_mask[i].bool()
+    with torch.no_grad():
+        alone = pg.completion_logprobs(model, s.prompt_ids[i][keep_p][None], s.prompt_mask[i][keep_p][None],
+                                       s.completion_ids[i][keep_c][None], s.completion_mask[i][keep_c][None], temperature=0.7)
+    assert torch.allclose(alone.logprobs[0], out.logprobs[i][keep_c], atol=1e-4)
+    # and transformers' own loss agrees with the sequence log-prob
+    ids = torch.cat([s.prompt_ids[i][keep_p], s.completion_ids[i][keep_c]])[None]
+    with torch.no_grad():
+        alone1 = pg.completion_logprobs(model, s.prompt_ids[i][keep_p][None], s.prompt_mask[i][keep_p][None],
+                                        s.completion_ids[i][keep_c][None], s.completion_mask[i][keep_c][None])
+        nll = pg.sequence_nll_check(model, ids, int(keep_p.sum()))
+    assert torch.allclose(nll, -alone1.logprobs.mean(), atol=1e-5)
+    with pytest.raises(ValueError):
+        pg.samples_logprobs(model, s, temperature=0.0)
+
+
+def test_value_head_and_value_loss():
+    head = pg.ValueHead(8, init_value=0.3)
+    h = torch.randn(4, 5, 8)
+    assert torch.allclose(head(h), torch.full((4, 5), 0.3))
+    mask = torch.tensor([[1, 1, 1, 0, 0]] * 4)
+    returns = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    v = torch.zeros(4, 5)
+    v[:, 3:] = 100.0  # masked positions must not count
+    assert pg.value_loss(v, returns, mask).item() == pytest.approx(0.5)
+    # a linear critic can learn a linear target
+    w = torch.randn(8)
+    target = (h @ w).detach()
+    opt = torch.optim.Adam(head.parameters(), lr=0.05)
+    first = pg.value_loss(head(h), target, torch.ones(4, 5)).item()
+    for _ in range(300):
+        loss = pg.value_loss(head(h), target, torch.ones(4, 5))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.01 * first
+
+
+def test_mrt_loss_is_the_expected_risk_and_its_gradient_has_a_baseline():
+    theta, _ = _toy(K=4, seed=1)
+    costs = torch.tensor([[0.0, 1.0, 0.5, 1.0]], dtype=torch.float64)
+    logp = theta.log_softmax(-1)[None]  # the full support, normalised: Q = p when alpha = 1
+    assert pg.mrt_loss(logp, costs).item() == pytest.approx(float((theta.softmax(-1) * costs[0]).sum()))
+    seq = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    costs2 = torch.rand(2, 4, dtype=torch.float64)
+    alpha = 0.7
+    (g,) = torch.autograd.grad(pg.mrt_loss(seq, costs2, alpha), seq)
+    q = torch.softmax(alpha * seq.detach(), -1)
+    by_hand = alpha * q * (costs2 - (q * costs2).sum(-1, keepdim=True)) / 2
+    assert torch.allclose(g, by_hand, atol=1e-12)
+
+
+def test_mixer_weight_anneals():
+    w = [pg.mixer_weight(s, 10) for s in range(12)]
+    assert w[0] == 1.0 and w[10] == 0.0 and w[11] == 0.0 and all(a >= b for a, b in zip(w, w[1:]))
+    assert pg.mixer_weight(9, 10, floor=0.2) == 0.2
+
+
+def test_grad_stats_and_flat_grad():
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(7, 5))
+    st = pg.GradStats()
+    for x in xs:
+        st.add(torch.tensor(x))
+    assert st.total_variance == pytest.approx(float(xs.var(0, ddof=1).sum()))
+    assert torch.allclose(st.mean, torch.tensor(xs.mean(0)))
+    a = torch.ones(2, 3, requires_grad=True)
+    b = torch.ones(4, requires_grad=True)
+    unused = torch.ones(2, requires_grad=True)
+    g = pg.flat_grad((a * 2).sum() + (b * 3).sum(), [a, b, unused])
+    assert torch.equal(g, torch.tensor([2.0] * 6 + [3.0] * 4 + [0.0] * 2))
+    with pytest.raises(ValueError):
+        pg.GradStats().total_variance
+
+
+def test_rollout_shapes_and_rewards(random_tiny):
+    model, tok = random_tiny
+    probs = sample_problems("countdown", 3, 2, "train")
+    ro = pg.rollout(model, tok, probs, group_size=3, max_new_tokens=8, seed=0)
+    assert ro.rewards.shape == (6,) and set(ro.rewards.tolist()) <= {0.0, 1.0}
+    assert ro.samples.completion_ids.shape[0] == 6 and ro.group_size == 3
+    assert pg.greedy_rewards(model, tok, probs, max_new_tokens=8).shape == (2,)
+    assert pg.entropy_from_logprobs(ro.samples.logprobs, ro.samples.completion_mask) > 0
