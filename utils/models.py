@@ -124,7 +124,7 @@ def resolve(name: str) -> str:
         if not (path / "model.safetensors").exists():
             raise FileNotFoundError(
                 f"{path} is missing: the tiny checkpoints ship in data/; regenerate them with "
-                "`python -m utils.pretrain` (about 15 CPU-minutes)."
+                "`python -m utils.pretrain` (about 22 minutes on one CPU core)."
             )
         return str(path)
     if name == "smollm2-135m" and not online:

@@ -1,4 +1,4 @@
-"""Regenerate the course's tiny models: ``python -m utils.pretrain`` (deterministic, ~15 CPU-minutes).
+"""Regenerate the course's tiny models: ``python -m utils.pretrain`` (deterministic, ~22 minutes on one CPU core).
 
 Two stages, both plain PyTorch (:mod:`utils.training`):
 
