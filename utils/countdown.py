@@ -48,9 +48,9 @@ def apply_op(a: int, op: str, b: int) -> int | None:
     return r if r > 0 else None
 
 
-def _canonical_pair(a: int, op: str, b: int) -> tuple[int, int]:
-    """Write commutative operations larger-operand-first (one canonical step text)."""
-    return (max(a, b), min(a, b)) if op in "+*" else (a, b)
+def _wrap(expr: str) -> str:
+    """Parenthesise a sub-expression unless it is a single number."""
+    return expr if expr.isdigit() else f"({expr})"
 
 
 def generate(rng: random.Random, level: int) -> Problem:
@@ -80,8 +80,7 @@ def generate(rng: random.Random, level: int) -> Problem:
             if op in "+*" and x < y:
                 x, y, ex, ey = y, x, ey, ex
             steps.append(f"{x}{op}{y}={r}")
-            wrap = lambda e: e if e.isdigit() else f"({e})"  # noqa: E731
-            pool = [p for k, p in enumerate(pool) if k not in (i, j)] + [(r, f"{wrap(ex)}{op}{wrap(ey)}")]
+            pool = [p for k, p in enumerate(pool) if k not in (i, j)] + [(r, f"{_wrap(ex)}{op}{_wrap(ey)}")]
         if not ok:
             continue
         target, expr = pool[0]
@@ -161,8 +160,7 @@ def solve(numbers: list[int] | tuple[int, ...], target: int) -> tuple[list[str],
                     r = apply_op(a, op, b)
                     if r is None:
                         continue
-                    wrap = lambda e: e if e.isdigit() else f"({e})"  # noqa: E731
-                    rest = [p for k, p in enumerate(pool) if k not in (i, j)] + [(r, f"{wrap(ea)}{op}{wrap(eb)}")]
+                    rest = [p for k, p in enumerate(pool) if k not in (i, j)] + [(r, f"{_wrap(ea)}{op}{_wrap(eb)}")]
                     sub = rec(rest)
                     if sub is not None:
                         return [f"{a}{op}{b}={r}"] + sub[0], sub[1]
