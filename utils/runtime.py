@@ -20,6 +20,7 @@ import resource
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -68,6 +69,19 @@ class Profile:
     def pick(self, smoke: Any, cpu: Any, gpu: Any) -> Any:
         """Choose a value by profile, for the few sizes that are specific to one notebook."""
         return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[self.name]
+
+    def checkpoint(self, name: str) -> Path | None:
+        """Where a long training run saves and resumes (:mod:`utils.checkpoint`), or ``None`` for no saving.
+
+        ``$COURSE_CHECKPOINTS/<name>.pt`` when that variable is set (on Colab, point it at a mounted Google
+        Drive folder to survive a runtime reset); else in ``gpu`` the course cache
+        (``~/.cache/llm-post-training-course/checkpoints``); else ``None`` (CPU runs are minutes long).
+        """
+        root = os.environ.get("COURSE_CHECKPOINTS")
+        if not root and self.name != "gpu":
+            return None
+        folder = Path(root) if root else Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "llm-post-training-course")) / "checkpoints"
+        return folder / f"{name}.pt"
 
     def with_(self, **changes: Any) -> "Profile":
         """A copy with some fields changed (e.g. ``P.with_(n_eval=50)``)."""

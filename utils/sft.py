@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import html
 import tempfile
+from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import torch
@@ -30,6 +31,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from . import world
+from .checkpoint import Checkpoint, as_checkpoint
 from .training import IGNORE, cosine_schedule
 from .world import Problem
 
@@ -322,8 +324,12 @@ def train_sft(
     clip: float | None = 1.0,
     seed: int = 0,
     desc: str = "SFT",
+    checkpoint: "str | Path | Checkpoint | None" = None,
+    save_every: int = 50,
 ) -> list[float]:
     """Supervised fine-tuning from scratch: AdamW, warm-up + cosine schedule, loss per :func:`sft_batch`.
+
+    ``checkpoint``: a file to save to every ``save_every`` steps and to resume from (:mod:`utils.checkpoint`).
 
     Walks through ``convs`` in a seeded shuffled order (several epochs if needed); each step uses
     ``batch_size`` conversations split into ``grad_accum`` micro-batches. Returns the loss of every step.
@@ -337,15 +343,20 @@ def train_sft(
         order += torch.randperm(len(convs), generator=g).tolist()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_schedule(s, steps, warmup))
+    settings = dict(loop="train_sft", n=len(convs), steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, mode=mode,
+                    grad_accum=grad_accum, max_length=max_length, weight_decay=weight_decay, clip=clip, seed=seed)
+    ckpt = as_checkpoint(checkpoint, settings, save_every)
+    start, losses = ckpt.resume(model, opt, sched) if ckpt else (0, [])
     model.train()
-    losses: list[float] = []
     micro = batch_size // grad_accum
-    bar = tqdm(range(steps), desc=desc, mininterval=2)
+    bar = tqdm(range(start, steps), desc=desc, mininterval=2, initial=start, total=steps)
     for step in bar:
         idx = order[step * batch_size : (step + 1) * batch_size]
         mbs = [sft_batch(tok, [convs[i] for i in idx[j : j + micro]], mode, max_length) for j in range(0, batch_size, micro)]
         losses.append(sft_step(model, opt, mbs, clip))
         sched.step()
+        if ckpt:
+            ckpt.save_if_due(step + 1, steps, model, opt, sched, losses)
         if step % 10 == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{sum(losses[-10:]) / len(losses[-10:]):.3f}")
     model.eval()

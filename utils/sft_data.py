@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import random
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Sequence, Union
 
@@ -157,6 +158,7 @@ def sft(
     seed: int = 0,
     max_length: int | None = None,
     desc: str = "SFT",
+    checkpoint: str | Path | None = None,
 ) -> list[float]:
     """Fine-tune ``model`` in place on ``conversations`` (loss on assistant tokens, :func:`sft_batch`).
 
@@ -169,7 +171,7 @@ def sft(
     pick = epoch_batches(len(conversations), batch_size, seed)
     warmup = min(20, steps // 10 + 1) if warmup is None else warmup
     return train_lm(model, lambda s: sft_batch(tok, [conversations[i] for i in pick(s)], max_length), steps,
-                    lr=lr, warmup=warmup, desc=desc)
+                    lr=lr, warmup=warmup, desc=desc, checkpoint=checkpoint)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from .checkpoint import Checkpoint, as_checkpoint
 
 IGNORE = -100
 
@@ -95,17 +98,22 @@ def train_lm(
     clip: float = 1.0,
     desc: str = "training",
     log_every: int = 10,
+    checkpoint: "str | Path | Checkpoint | None" = None,
+    save_every: int = 50,
 ) -> list[float]:
     """Minimise :func:`mle_loss` for ``steps`` AdamW steps; ``batches(step)`` returns a batch dict.
 
-    Returns the loss of every step (a list of floats) for plotting.
+    Returns the loss of every step (a list of floats) for plotting. With ``checkpoint`` (a file path), the
+    run saves every ``save_every`` steps and resumes from there when called again with the same settings
+    (:mod:`utils.checkpoint`); exact when ``batches(step)`` depends on ``step`` alone.
     """
     device = next(model.parameters()).device
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_schedule(s, steps, warmup))
+    ckpt = as_checkpoint(checkpoint, dict(loop="train_lm", steps=steps, lr=lr, warmup=warmup, weight_decay=weight_decay, clip=clip), save_every)
+    start, losses = ckpt.resume(model, opt, sched) if ckpt else (0, [])
     model.train()
-    losses: list[float] = []
-    bar = tqdm(range(steps), desc=desc, mininterval=2)
+    bar = tqdm(range(start, steps), desc=desc, mininterval=2, initial=start, total=steps)
     for step in bar:
         batch = {k: v.to(device) for k, v in batches(step).items()}
         labels = batch.pop("labels", batch["input_ids"])
@@ -117,6 +125,8 @@ def train_lm(
         opt.step()
         sched.step()
         losses.append(loss.item())
+        if ckpt:
+            ckpt.save_if_due(step + 1, steps, model, opt, sched, losses)
         if step % log_every == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{sum(losses[-log_every:]) / len(losses[-log_every:]):.3f}")
     model.eval()
