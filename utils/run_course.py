@@ -3,6 +3,8 @@
     python -m utils.run_course                 # every notebook, default profile
     python -m utils.run_course --nb 03         # one notebook
     python -m utils.run_course --nb 01-03 --profile cpu
+    python -m utils.run_course --nb 00,02 --profile gpu          # the GPU profile: time and GPU memory per notebook
+    python -m utils.run_course --profile gpu --dry-run           # gpu code path at smoke sizes (even without a GPU)
 
 Executed copies go to ``build/notebooks/`` (the sources are never modified). Each notebook's
 :class:`utils.report.Report` writes its metrics and self-checks to ``build/report/<name>.json``;
@@ -23,29 +25,34 @@ NOTEBOOKS = ROOT / "notebooks"
 
 
 def select(spec: str | None) -> list[Path]:
-    """Notebooks ``NN_*.ipynb`` in order; ``spec`` is ``NN`` or ``NN-MM`` (inclusive) or ``None`` (all)."""
+    """Notebooks ``NN_*.ipynb`` in order; ``spec`` is ``NN``, ``NN-MM`` (inclusive), a comma list of those
+    (``00,02-04``) or ``None`` (all)."""
     nbs = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if not spec:
         return nbs
-    m = re.fullmatch(r"(\d{1,2})(?:-(\d{1,2}))?", spec.strip())
-    if not m:
-        raise SystemExit(f"--nb takes a number or a range like 01-03, got {spec!r}")
-    lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-    chosen = [p for p in nbs if lo <= int(p.name[:2]) <= hi]
-    if not chosen:
-        raise SystemExit(f"no notebook numbered {spec}; have: {[p.name for p in nbs]}")
-    return chosen
+    chosen: list[Path] = []
+    for part in spec.split(","):
+        m = re.fullmatch(r"(\d{1,2})(?:-(\d{1,2}))?", part.strip())
+        if not m:
+            raise SystemExit(f"--nb takes numbers or ranges like 01-03 or 00,02-04, got {spec!r}")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        hits = [p for p in nbs if lo <= int(p.name[:2]) <= hi]
+        if not hits:
+            raise SystemExit(f"no notebook numbered {part}; have: {[p.name for p in nbs]}")
+        chosen += [p for p in hits if p not in chosen]
+    return sorted(chosen)
 
 
 def render(rows: list[dict]) -> str:
     """The markdown report."""
     lines = ["# Course run report", "", f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} on {os.uname().nodename}.", "",
-             "| notebook | profile | result | wall time | peak memory | self-checks |", "|---|---|---|---|---|---|"]
+             "| notebook | profile | device | result | wall time | peak memory | self-checks |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         checks = r.get("checks", [])
         n_ok = sum(c["ok"] for c in checks)
-        lines.append(f"| {r['notebook']} | {r.get('profile', '?')} | {r['result']} | {r['wall_seconds']:.0f} s | "
-                     f"{r.get('peak_memory_mb', float('nan')):.0f} MiB | {n_ok}/{len(checks)} held |")
+        mem = "GPU, max allocated" if "CPU" not in r.get("device", "CPU") else "RSS"
+        lines.append(f"| {r['notebook']} | {r.get('profile', '?')} | {r.get('device', '?')} | {r['result']} | {r['wall_seconds']:.0f} s | "
+                     f"{r.get('peak_memory_mb', float('nan')):.0f} MiB ({mem}) | {n_ok}/{len(checks)} held |")
     total = sum(r["wall_seconds"] for r in rows)
     lines += ["", f"Total wall time: {total / 60:.1f} min.", ""]
     for r in rows:
@@ -65,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nb", help="a notebook number or range, e.g. 03 or 01-03")
     ap.add_argument("--profile", choices=["smoke", "cpu", "gpu"], help="force a profile (default: the notebooks' own)")
     ap.add_argument("--out", type=Path, default=ROOT / "build")
+    ap.add_argument("--dry-run", action="store_true", help="with --profile gpu: the gpu code path at smoke sizes (COURSE_DRY_RUN=1)")
     args = ap.parse_args(argv)
+    if args.dry_run:
+        os.environ["COURSE_DRY_RUN"] = "1"
 
     import papermill as pm
 

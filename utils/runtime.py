@@ -67,7 +67,12 @@ class Profile:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def pick(self, smoke: Any, cpu: Any, gpu: Any) -> Any:
-        """Choose a value by profile, for the few sizes that are specific to one notebook."""
+        """Choose a value by profile, for the few sizes that are specific to one notebook.
+
+        A ``gpu`` dry run (``COURSE_DRY_RUN=1``) takes the smoke sizes: the gpu code path at smoke cost.
+        """
+        if self.extra.get("dry_run"):
+            return smoke
         return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[self.name]
 
     def checkpoint(self, name: str) -> Path | None:
@@ -125,6 +130,16 @@ def get_profile(name: str | None = None) -> Profile:
         )
     if name == "cpu":
         return Profile("cpu", "tiny-sft", "cpu", torch.float32, threads=threads)
+    if os.environ.get("COURSE_DRY_RUN", "0") == "1":
+        # the gpu profile's code path (its models, dtypes and branches) with smoke sizes, on CUDA if present,
+        # else on the CPU in bf16 (so dtype mistakes still surface); for checking a notebook before a GPU run
+        cuda = torch.cuda.is_available()
+        dtype = torch.float16 if cuda and not torch.cuda.is_bf16_supported() else torch.bfloat16
+        return Profile(
+            "gpu", "smollm2-135m", "cuda" if cuda else "cpu", dtype, threads=min(threads, 2), n_eval=6, n_samples=4,
+            n_train=64, train_steps=3, batch_size=8, max_new_tokens=48, eval_batch_size=64, assert_outcomes=False,
+            extra={"dry_run": True},
+        )
     if not torch.cuda.is_available():
         raise RuntimeError(
             "profile 'gpu' needs a CUDA GPU, and torch sees none here. Use PROFILE='cpu' (the tiny "
@@ -153,7 +168,8 @@ def setup(name: str | None = None, verbose: bool = True) -> Profile:
     seed_everything(profile.seed)
     if verbose:
         dev = torch.cuda.get_device_name(0) if profile.device == "cuda" else f"CPU, {profile.threads} threads"
-        print(f"profile={profile.name} model={profile.model} device={dev} dtype={str(profile.dtype).split('.')[-1]}")
+        dry = " (dry run: smoke sizes, outcomes not asserted)" if profile.extra.get("dry_run") else ""
+        print(f"profile={profile.name}{dry} model={profile.model} device={dev} dtype={str(profile.dtype).split('.')[-1]}")
     return profile
 
 
