@@ -47,4 +47,29 @@ def test_report_checks_raise_only_when_asserting(tmp_path, monkeypatch):
     smoke = Report("98_test", runtime.get_profile("smoke"))
     assert smoke.check(False, "printed, not raised") is False
     md = render([dict(data, wall_seconds=3.0, result="ok", error=None)])
-    assert "| 99_test | cpu | ok | 3 s |" in md and "1/2 held" in md
+    assert "| 99_test | cpu | CPU, " in md and "| ok | 3 s |" in md and "1/2 held" in md
+
+
+def test_gpu_dry_run_takes_smoke_sizes_and_gpu_choices(monkeypatch):
+    from utils.runtime import get_profile
+    monkeypatch.setenv("COURSE_DRY_RUN", "1")
+    P = get_profile("gpu")
+    assert P.name == "gpu" and P.model == "smollm2-135m" and not P.assert_outcomes
+    assert P.pick(smoke=3, cpu=50, gpu=200) == 3 and P.pick(smoke=[1, 4], cpu=[1], gpu=[1, 2, 8]) == [1, 4]
+    assert P.pick(smoke="tiny-base", cpu="tiny-base", gpu="smollm2-135m") == "smollm2-135m"
+    assert P.pick(smoke=("addition", 5), cpu=("addition", 5), gpu=("addition", 4)) == ("addition", 4)
+    assert P.pick(smoke=True, cpu=True, gpu=False) is False
+
+
+def test_checks_can_be_recorded_instead_of_raised(monkeypatch, tmp_path):
+    import json
+    from utils.report import Report
+    from utils.runtime import get_profile
+    monkeypatch.setenv("COURSE_REPORT_DIR", str(tmp_path))
+    rep = Report("xx", get_profile("cpu"))
+    with pytest.raises(AssertionError):
+        rep.check(False, "must hold")
+    monkeypatch.setenv("COURSE_CHECKS", "record")
+    assert rep.check(False, "recorded") is False
+    data = json.loads((tmp_path / "xx.json").read_text())
+    assert [c["ok"] for c in data["checks"]] == [False, False] and data["device"].startswith("CPU")

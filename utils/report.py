@@ -8,6 +8,8 @@ In a notebook::
 
 ``check`` raises ``AssertionError`` when the profile asserts outcomes (``cpu``, ``gpu``); in ``smoke``
 it records the result and prints it, since smoke sizes are too small for outcomes to mean anything.
+``COURSE_CHECKS=record`` records failures without raising in every profile (to see all outcomes of a long
+run in one go; the report marks each failed check).
 When ``COURSE_REPORT_DIR`` is set (the course runner sets it), every call also updates
 ``$COURSE_REPORT_DIR/<notebook>.json``.
 """
@@ -48,7 +50,7 @@ class Report:
         self._write()
         mark = "PASS" if ok else ("FAIL" if self.profile.assert_outcomes else "not met (smoke: not asserted)")
         print(f"[{mark}] {description}")
-        if not ok and self.profile.assert_outcomes:
+        if not ok and self.profile.assert_outcomes and os.environ.get("COURSE_CHECKS") != "record":
             raise AssertionError(f"self-check failed: {description}")
         return ok
 

@@ -69,10 +69,12 @@ class Profile:
     def pick(self, smoke: Any, cpu: Any, gpu: Any) -> Any:
         """Choose a value by profile, for the few sizes that are specific to one notebook.
 
-        A ``gpu`` dry run (``COURSE_DRY_RUN=1``) takes the smoke sizes: the gpu code path at smoke cost.
+        A ``gpu`` dry run (``COURSE_DRY_RUN=1``) takes the smoke value where both are sizes (numbers or lists of
+        numbers) and the gpu value otherwise (a model name, a task, a dict of settings): the gpu code path at
+        smoke cost.
         """
         if self.extra.get("dry_run"):
-            return smoke
+            return smoke if _is_size(smoke) and _is_size(gpu) else gpu
         return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[self.name]
 
     def checkpoint(self, name: str) -> Path | None:
@@ -91,6 +93,13 @@ class Profile:
     def with_(self, **changes: Any) -> "Profile":
         """A copy with some fields changed (e.g. ``P.with_(n_eval=50)``)."""
         return replace(self, **changes)
+
+
+def _is_size(value: Any) -> bool:
+    """A number (not a bool) or a non-empty list/tuple of numbers."""
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(_is_size(v) for v in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def default_threads() -> int:
