@@ -60,7 +60,7 @@ def _cut(ids: list[int], stops: set[int]) -> list[int]:
     return ids
 
 
-def speed(model_name: str, batch: int, new_tokens: int, dtype: torch.dtype, device: torch.device, repeats: int = 2) -> dict[str, Any]:
+def speed(model_name: str, batch: int, new_tokens: int, dtype: torch.dtype, device: torch.device, repeats: int = 1) -> dict[str, Any]:
     """Greedy decoding of ``batch`` Countdown prompts by generate / plain / fast; see the module docstring."""
     model, tok = load_model(model_name, device=str(device), dtype=dtype)
     problems = world.sample_problems("countdown", 3, batch, split="test", seed=0)
@@ -68,21 +68,21 @@ def speed(model_name: str, batch: int, new_tokens: int, dtype: torch.dtype, devi
     stops = {tok.eos_token_id, tok.pad_token_id} - {None}
     enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
 
-    def hf() -> list[list[int]]:
-        out = model.generate(**enc, max_new_tokens=new_tokens, do_sample=False, eos_token_id=sorted(stops),
+    def hf(n_new: int = new_tokens) -> list[list[int]]:
+        out = model.generate(**enc, max_new_tokens=n_new, do_sample=False, eos_token_id=sorted(stops),
                              pad_token_id=tok.pad_token_id, top_p=None, top_k=None, temperature=None)
         return [_cut(r.tolist(), stops) for r in out[:, enc["input_ids"].shape[1]:]]
 
-    def ours(fast: bool) -> Callable[[], list[list[int]]]:
-        def run() -> list[list[int]]:
-            s = sample(model, tok, prompts, n=1, max_new_tokens=new_tokens, temperature=0.0, batch_size=batch, fast=fast)
+    def ours(fast: bool) -> Callable[..., list[list[int]]]:
+        def run(n_new: int = new_tokens) -> list[list[int]]:
+            s = sample(model, tok, prompts, n=1, max_new_tokens=n_new, temperature=0.0, batch_size=batch, fast=fast)
             return [r[: int(n)].tolist() for r, n in zip(s.completion_ids, s.lengths)]
         return run
 
     rows: dict[str, dict[str, Any]] = {}
     outputs: dict[str, list[list[int]]] = {}
     for name, fn in [("HF generate", hf), ("course sampler, plain", ours(False)), ("course sampler, fast", ours(True))]:
-        fn()  # warm-up (kernels, cuBLAS handles, graph capture code paths)
+        fn(16)  # a short warm-up (kernels, cuBLAS handles, the capture code path)
         best = None
         for _ in range(repeats):
             out, secs, peak = _timed(fn, device)
