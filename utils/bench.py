@@ -29,7 +29,7 @@ from .generation import build_prompts, sample
 from .models import load_model, random_model
 from .runtime import seed_everything
 
-LEVELS = [("countdown", 2), ("countdown", 3), ("countdown", 4), ("addition", 2), ("addition", 3), ("addition", 4),
+LEVELS = [("countdown", 3), ("countdown", 4), ("countdown", 5), ("addition", 2), ("addition", 3), ("addition", 4),
           ("addition", 5), ("strings", 1), ("strings", 2), ("strings", 3)]
 
 
@@ -98,10 +98,30 @@ def speed(model_name: str, batch: int, new_tokens: int, dtype: torch.dtype, devi
     for name in rows:
         same = sum(a == b for a, b in zip(outputs[name], ref))
         rows[name]["rows identical to generate"] = f"{same}/{batch}"
+        rows[name]["logit margin at first difference (median)"] = _divergence_margin(model, enc, ref, outputs[name])
     base = rows["HF generate"]["seconds"]
     for name in rows:
         rows[name]["speed-up vs generate"] = round(base / rows[name]["seconds"], 2)
     return {"model": model_name, "dtype": str(dtype).split(".")[-1], "batch": batch, "max new tokens": new_tokens, "rows": rows}
+
+
+@torch.no_grad()
+def _divergence_margin(model: torch.nn.Module, enc: Any, ref: list[list[int]], out: list[list[int]]) -> str:
+    """Where a row differs from the reference, how close was the call? The gap between the two tokens' logits
+    at the first differing step, given the shared prefix (a near-tie is a rounding effect, not a bug)."""
+    margins = []
+    for i, (a, b) in enumerate(zip(ref, out)):
+        j = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), None)
+        if j is None:
+            continue
+        keep = enc["attention_mask"][i].bool()
+        ids = torch.cat([enc["input_ids"][i][keep], torch.tensor(a[:j], device=keep.device, dtype=torch.long)])[None]
+        logits = model(input_ids=ids).logits[0, -1].float()
+        margins.append(abs(float(logits[a[j]] - logits[b[j]])))
+    if not margins:
+        return "-"
+    margins.sort()
+    return f"{margins[len(margins) // 2]:.3f} ({len(margins)} rows)"
 
 
 def baselines(model_name: str, n: int, new_tokens: int, dtype: torch.dtype, device: torch.device, batch: int) -> list[dict[str, Any]]:
@@ -182,9 +202,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-baseline", type=int, default=100)
     ap.add_argument("--arch", nargs="*", default=[])
     ap.add_argument("--out", default="build/bench")
+    ap.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
+                    help="auto: bf16 on GPUs that have it, else fp16; fp32 on CPU")
     args = ap.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = (torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16) if device.type == "cuda" else torch.float32
+    if args.dtype != "auto":
+        dtype = getattr(torch, args.dtype)
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"
     result: dict[str, Any] = {"device": name, "torch": torch.__version__}
     if not args.no_speed:
