@@ -66,7 +66,10 @@ def test_bootstrap_with_colab_faked(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setenv("COURSE_FAKE_COLAB", "1")
     monkeypatch.setenv("COURSE_COLAB_DIR", str(home))
-    monkeypatch.delenv("COURSE_ONLINE", raising=False)
+    monkeypatch.setenv("COURSE_ONLINE", "")  # records the current state, so what the cell sets is undone afterwards
+    monkeypatch.delenv("COURSE_ONLINE")
+    monkeypatch.setenv("COURSE_CHECKPOINTS", "")
+    monkeypatch.delenv("COURSE_CHECKPOINTS")
     ns: dict = {}
     exec(compile(colab.BOOTSTRAP, "bootstrap", "exec"), ns)
     assert ns["IN_COLAB"] and ns["ROOT"] == home and sys.path[0] == str(home)
