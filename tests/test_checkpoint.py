@@ -89,3 +89,24 @@ def test_profile_checkpoint_locations(monkeypatch, tmp_path):
     assert get_profile("cpu").checkpoint("run") == tmp_path / "run.pt"
     with pytest.raises(ValueError):
         Checkpoint(tmp_path / "a.pt", every=0)
+
+
+def test_only_trainable_parameters_are_saved_and_resume_stays_exact(tiny_sft, tmp_path):
+    model, tok = tiny_sft
+    problems = sample_problems("addition", 3, 40, "train")
+
+    def partly_frozen():
+        m = copy.deepcopy(model)
+        m.requires_grad_(False)
+        m.model.layers[-1].requires_grad_(True)       # train the last block only (a PEFT-like run)
+        return m
+    ref = partly_frozen()
+    ref_losses = train_lm(ref, _batches(tok, problems), steps=6, lr=1e-3, warmup=1)
+    path = tmp_path / "part.pt"
+    with pytest.raises(Interrupt):
+        train_lm(partly_frozen(), _batches(tok, problems, stop_at=5), steps=6, lr=1e-3, warmup=1, checkpoint=path, save_every=2)
+    saved = torch.load(path, weights_only=False)["model"]
+    assert saved and all(k.startswith("model.layers.3.") for k in saved)
+    resumed = partly_frozen()
+    assert train_lm(resumed, _batches(tok, problems), steps=6, lr=1e-3, warmup=1, checkpoint=path, save_every=2) == pytest.approx(ref_losses, abs=1e-6)
+    assert weights_checksum(resumed) == weights_checksum(ref)

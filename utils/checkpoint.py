@@ -1,8 +1,8 @@
 """Checkpoint and resume a training loop, so a long ``gpu`` run survives a Colab disconnect.
 
 A training loop (:func:`utils.training.train_lm`, :func:`utils.sft.train_sft`) given ``checkpoint=path``
-saves, every ``every`` steps and at the end, everything needed to continue *exactly*: model and optimizer
-state, scheduler, the losses so far and the random-number generators. Re-running the same cell after an
+saves, every ``every`` steps and at the end, everything needed to continue *exactly*: the trainable
+parameters, optimizer state, scheduler, the losses so far and the random-number generators. Re-running the same cell after an
 interruption resumes from the last save; re-running it after it finished returns at once with the trained
 weights. Data order in the course's loops is a function of the step number, so a resumed run takes the same
 batches as an uninterrupted one.
@@ -31,6 +31,12 @@ def weights_checksum(model: torch.nn.Module) -> str:
         h.update(name.encode())
         h.update(f"{p.detach().double().sum().item():.6e},{p.detach().double().abs().sum().item():.6e}".encode())
     return h.hexdigest()[:16]
+
+
+def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters that train (``requires_grad``), by name. Frozen weights are not saved: the fingerprint
+    already guarantees they equal the starting ones, and for LoRA & co. this keeps a checkpoint to megabytes."""
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
 
 
 class Checkpoint:
@@ -71,7 +77,10 @@ class Checkpoint:
         if state.get("fingerprint") != self.fingerprint:
             print(f"checkpoint {self.path} belongs to another run (settings or starting weights differ); starting over")
             return 0, []
-        model.load_state_dict(state["model"])
+        _, unexpected = model.load_state_dict(state["model"], strict=False)
+        if unexpected:
+            print(f"checkpoint {self.path} does not fit this model ({len(unexpected)} unknown tensors); starting over")
+            return 0, []
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None and state.get("scheduler") is not None:
             scheduler.load_state_dict(state["scheduler"])
@@ -90,7 +99,7 @@ class Checkpoint:
             raise RuntimeError("call resume() before the first step")
         state = {
             "fingerprint": self.fingerprint, "step": step, "losses": list(losses),
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "model": trainable_state(model), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
