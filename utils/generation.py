@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import os
 import warnings
+import weakref
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -277,7 +278,7 @@ def fast_generation_default(model: torch.nn.Module) -> bool:
     return isinstance(model, PreTrainedModel) and next(model.parameters()).device.type == "cuda"
 
 
-_FAST_FAILED: set[int] = set()
+_FAST_FAILED: "weakref.WeakSet[torch.nn.Module]" = weakref.WeakSet()  # models the fast path failed on
 
 
 @torch.no_grad()
@@ -318,7 +319,7 @@ def sample(
     for s in tqdm(starts, desc="sampling", disable=not progress or len(starts) < 2, leave=False):
         enc = tok(expanded[s : s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         args = (model, enc["input_ids"], enc["attention_mask"], max_new_tokens, temperature, top_p, stop_ids, pad_id, gen)
-        ids, cmask, logp = _decode(*args, fast=use_fast and id(model) not in _FAST_FAILED, explicit=fast is True)
+        ids, cmask, logp = _decode(*args, fast=use_fast and model not in _FAST_FAILED, explicit=fast is True)
         chunks.append((enc["input_ids"], enc["attention_mask"], ids, cmask, logp))
     tok.padding_side = side
     model.train(was_training)
@@ -347,7 +348,7 @@ def _decode(*args: object, fast: bool, explicit: bool) -> tuple[torch.Tensor, to
     except Exception as err:  # noqa: BLE001 - any failure to build/capture the static path
         if explicit:
             raise
-        _FAST_FAILED.add(id(args[0]))
+        _FAST_FAILED.add(args[0])  # type: ignore[arg-type]
         warnings.warn(f"fast generation failed for this model ({type(err).__name__}: {err}); using the plain path", stacklevel=3)
         return _sample_batch(*args)  # type: ignore[arg-type]
 
