@@ -3,7 +3,7 @@
 #   make course NB=03     run one notebook (or a range: NB=01-03); PROFILE=smoke|cpu|gpu to force a profile
 #   make test             set up, then run every test, notebooks included (smoke profile)
 #   make lab              open JupyterLab on the notebooks with the course's kernel
-#   make models           regenerate data/tiny-base and data/tiny-sft (~22 minutes on one CPU core)
+#   make models           regenerate data/tiny-base and data/tiny-sft (~22 min on one core; ~20 with --threads 2)
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python

@@ -132,7 +132,7 @@ def resolve(name: str) -> str:
         if not (path / "model.safetensors").exists():
             raise FileNotFoundError(
                 f"{path} is missing: the tiny checkpoints ship in data/; regenerate them with "
-                "`python -m utils.pretrain` (about 22 minutes on one CPU core)."
+                "`python -m utils.pretrain` (about 20-22 minutes on a 2-core CPU)."
             )
         return str(path)
     if name == "smollm2-135m" and not online:

@@ -1,4 +1,5 @@
-"""Regenerate the course's tiny models: ``python -m utils.pretrain`` (deterministic, ~22 minutes on one CPU core).
+"""Regenerate the course's tiny models: ``python -m utils.pretrain`` (deterministic: ~22 minutes on one CPU
+core; ~20 with ``--threads 2`` on an idle 2-core machine, which gave the same bits).
 
 Two stages, both plain PyTorch (:mod:`utils.training`):
 
