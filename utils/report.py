@@ -21,8 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from .runtime import Profile, peak_memory_mb
 
 
@@ -56,10 +54,8 @@ class Report:
 
     def summary(self) -> dict[str, Any]:
         """Profile, elapsed seconds, peak memory, metrics and checks so far."""
-        dev = self.profile.device
-        device = torch.cuda.get_device_name(0) if dev == "cuda" and torch.cuda.is_available() else f"CPU, {self.profile.threads} threads"
         return {"notebook": self.notebook, "profile": self.profile.name + (" (dry run)" if self.profile.extra.get("dry_run") else ""),
-                "device": device,
+                "device": self.profile.device_label(),
                 "seconds": round(time.perf_counter() - self.t0, 1),
                 "peak_memory_mb": round(peak_memory_mb(self.profile.device), 1),
                 "metrics": self.metrics, "checks": self.checks}

@@ -87,12 +87,23 @@ class Profile:
         root = os.environ.get("COURSE_CHECKPOINTS")
         if not root and self.name != "gpu":
             return None
-        folder = Path(root) if root else Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "llm-post-training-course")) / "checkpoints"
+        folder = Path(root) if root else cache_dir() / "checkpoints"
         return folder / f"{name}.pt"
+
+    def device_label(self) -> str:
+        """The device in words: the GPU's name, or ``CPU, <n> threads``."""
+        if self.device == "cuda" and torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+        return f"CPU, {self.threads} threads"
 
     def with_(self, **changes: Any) -> "Profile":
         """A copy with some fields changed (e.g. ``P.with_(n_eval=50)``)."""
         return replace(self, **changes)
+
+
+def cache_dir() -> Path:
+    """Where converted models and checkpoints live: ``$COURSE_CACHE`` or ``~/.cache/llm-post-training-course``."""
+    return Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "llm-post-training-course"))
 
 
 def _is_size(value: Any) -> bool:
@@ -131,12 +142,13 @@ def get_profile(name: str | None = None) -> Profile:
     """
     name = resolve_profile_name(name)
     threads = default_threads()
+    smoke = Profile(
+        "smoke", "tiny-sft", "cpu", torch.float32, threads=min(threads, 2), n_eval=6, n_samples=4,
+        n_train=64, train_steps=3, batch_size=8, max_new_tokens=48, eval_batch_size=64,
+        assert_outcomes=False,
+    )
     if name == "smoke":
-        return Profile(
-            "smoke", "tiny-sft", "cpu", torch.float32, threads=min(threads, 2), n_eval=6, n_samples=4,
-            n_train=64, train_steps=3, batch_size=8, max_new_tokens=48, eval_batch_size=64,
-            assert_outcomes=False,
-        )
+        return smoke
     if name == "cpu":
         return Profile("cpu", "tiny-sft", "cpu", torch.float32, threads=threads)
     if os.environ.get("COURSE_DRY_RUN", "0") == "1":
@@ -144,11 +156,8 @@ def get_profile(name: str | None = None) -> Profile:
         # else on the CPU in bf16 (so dtype mistakes still surface); for checking a notebook before a GPU run
         cuda = torch.cuda.is_available()
         dtype = torch.float16 if cuda and not torch.cuda.is_bf16_supported() else torch.bfloat16
-        return Profile(
-            "gpu", "smollm2-135m", "cuda" if cuda else "cpu", dtype, threads=min(threads, 2), n_eval=6, n_samples=4,
-            n_train=64, train_steps=3, batch_size=8, max_new_tokens=48, eval_batch_size=64, assert_outcomes=False,
-            extra={"dry_run": True},
-        )
+        return smoke.with_(name="gpu", model="smollm2-135m", device="cuda" if cuda else "cpu", dtype=dtype,
+                           extra={"dry_run": True})
     if not torch.cuda.is_available():
         raise RuntimeError(
             "profile 'gpu' needs a CUDA GPU, and torch sees none here. Use PROFILE='cpu' (the tiny "
@@ -176,9 +185,8 @@ def setup(name: str | None = None, verbose: bool = True) -> Profile:
     torch.set_num_threads(profile.threads)
     seed_everything(profile.seed)
     if verbose:
-        dev = torch.cuda.get_device_name(0) if profile.device == "cuda" else f"CPU, {profile.threads} threads"
         dry = " (dry run: smoke sizes, outcomes not asserted)" if profile.extra.get("dry_run") else ""
-        print(f"profile={profile.name}{dry} model={profile.model} device={dev} dtype={str(profile.dtype).split('.')[-1]}")
+        print(f"profile={profile.name}{dry} model={profile.model} device={profile.device_label()} dtype={str(profile.dtype).split('.')[-1]}")
     return profile
 
 
