@@ -199,3 +199,29 @@ def test_rollout_shapes_and_rewards(random_tiny):
     assert ro.samples.completion_ids.shape[0] == 6 and ro.group_size == 3
     assert pg.greedy_rewards(model, tok, probs, max_new_tokens=8).shape == (2,)
     assert pg.entropy_from_logprobs(ro.samples.logprobs, ro.samples.completion_mask) > 0
+
+
+def test_reinforce_backward_in_micro_batches_equals_one_pass(random_tiny):
+    model, tok = random_tiny
+    problems = sample_problems("countdown", 3, 3, split="test", seed=0)
+    s = sample(model, tok, build_prompts(tok, problems), n=4, max_new_tokens=12, seed=0)
+    adv = torch.linspace(-1, 1, 12)
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def grads(micro):
+        model.zero_grad()
+        value = pg.reinforce_backward(model, s, adv, micro)
+        return value, torch.cat([p.grad.flatten() for p in params])
+
+    v_full, g_full = grads(None)
+    expected = pg.reinforce_loss(pg.samples_logprobs(model, s).logprobs, s.completion_mask, adv)
+    assert v_full == pytest.approx(float(expected), abs=1e-6)
+    for micro in (1, 5, 12, 50):
+        v, g = grads(micro)
+        assert v == pytest.approx(v_full, abs=1e-5)
+        assert torch.allclose(g, g_full, atol=1e-6, rtol=1e-4), micro
+    model.zero_grad()
+    with pytest.raises(ValueError, match="advantages"):
+        pg.reinforce_backward(model, s, adv[:5])
+    with pytest.raises(ValueError, match="micro_batch"):
+        pg.reinforce_backward(model, s, adv, 0)

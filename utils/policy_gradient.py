@@ -13,7 +13,8 @@ may depend on the state, not on the action taken). This module holds the reusabl
   states) of sampled completions, the quantity every policy-gradient loss differentiates;
 * baselines / advantages: :func:`group_mean_baseline`, :func:`leave_one_out_baseline`,
   :func:`scst_advantages` (greedy reward as baseline), :func:`advantages` (all of them by name);
-* :func:`reinforce_loss` - a surrogate loss whose gradient is the REINFORCE estimate;
+* :func:`reinforce_loss` - a surrogate loss whose gradient is the REINFORCE estimate, and
+  :func:`reinforce_backward` - its gradient accumulated over micro-batches (bounded memory);
 * :class:`ValueHead` and :func:`value_loss` - an A2C-style critic on the model's hidden states;
 * :func:`mixer_weight` (MIXER's MLE-to-RL curriculum) and :func:`mrt_loss` (minimum risk training);
 * :func:`flat_grad` and :class:`GradStats` - to measure the variance of a gradient estimator;
@@ -215,6 +216,36 @@ def reinforce_loss(logprobs: torch.Tensor, completion_mask: torch.Tensor, advant
     if adv.ndim == 1:
         adv = adv[:, None]
     return -(adv * logprobs * completion_mask).sum() / logprobs.shape[0]
+
+
+def reinforce_backward(
+    model: PreTrainedModel, samples: Samples, advantages: torch.Tensor, micro_batch: int | None = None
+) -> float:
+    """Backpropagate :func:`reinforce_loss` of ``samples`` in chunks of ``micro_batch`` sequences.
+
+    Gradient accumulation: the gradients add up to those of one pass over all ``B`` sequences (each chunk's
+    loss is weighted by its share of ``B``), while activation memory is that of ``micro_batch`` sequences.
+    ``None`` = one pass. Call ``optimizer.zero_grad()`` before; returns the loss value.
+
+    Args:
+        samples: ``B`` sampled completions (:class:`utils.generation.Samples`).
+        advantages: ``[B]`` or ``[B, T]``, as for :func:`reinforce_loss`.
+    """
+    B = samples.completion_ids.shape[0]
+    if advantages.shape[0] != B:
+        raise ValueError(f"{advantages.shape[0]} advantages for {B} sequences")
+    step = B if micro_batch is None else micro_batch
+    if step < 1:
+        raise ValueError(f"micro_batch must be >= 1, got {micro_batch}")
+    total = 0.0
+    for c in range(0, B, step):
+        sl = slice(c, c + step)
+        out = completion_logprobs(model, samples.prompt_ids[sl], samples.prompt_mask[sl], samples.completion_ids[sl],
+                                  samples.completion_mask[sl])
+        loss = reinforce_loss(out.logprobs, samples.completion_mask[sl], advantages[sl]) * (out.logprobs.shape[0] / B)
+        loss.backward()
+        total += float(loss)
+    return total
 
 
 class ValueHead(nn.Module):
