@@ -57,8 +57,9 @@ class Problem:
 
     @property
     def split(self) -> str:
-        """``"test"`` or ``"train"``, fixed forever by a hash of :attr:`uid`."""
-        return split_of(self.uid)
+        """``"test"`` or ``"train"``: fixed forever by a hash of :attr:`uid` (a dataset's own split when
+        ``meta["split"]`` gives one, e.g. :mod:`utils.gsm8k`)."""
+        return self.meta.get("split") or split_of(self.uid)
 
     def completion(self, cot: bool = True) -> str:
         """The reference completion in the course's format (with or without the reasoning)."""
