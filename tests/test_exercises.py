@@ -33,6 +33,11 @@ def test_chapter01_solutions_pass_and_wrong_ones_fail(capsys):
     # the plain group mean (includes the sample itself)
     assert not grade("01.3", lambda r, G: r.view(-1, G).mean(1, keepdim=True).expand(-1, G).reshape(-1), verbose=False)
     assert torch.is_tensor(solutions.scst_advantages(torch.zeros(4), torch.zeros(2), 2))
+    assert grade("01.6", solutions.signal_probability, verbose=False)
+    # only "all wrong" counts as no signal (forgets that all-right groups teach nothing either)
+    assert not grade("01.6", lambda p, G: 1 - (1 - p) ** G, verbose=False)
+    # the chance that *some* pair of samples differs, computed for two samples only
+    assert not grade("01.6", lambda p, G: 2 * p * (1 - p), verbose=False)
 
 
 def test_chapter_02_exercises():

@@ -292,6 +292,34 @@ def _t_last_turn_grad(fn: Callable) -> None:
     assert float(stray.max()) < 1e-7, "gradient flows into positions that do not predict a last-turn token"
 
 
+# ---------------------------------------------------------------- 01.6: when does a group carry a learning signal?
+def _t_signal_values(fn: Callable) -> None:
+    """P[signal] = 1 - (1-p)^G - p^G: zero at p = 0 and p = 1, 1/2 for a fair coin and G = 2"""
+    cases = [(0.0, 8, 0.0), (1.0, 8, 0.0), (0.5, 2, 0.5), (0.2, 8, 1 - 0.8**8 - 0.2**8), (0.05, 16, 1 - 0.95**16 - 0.05**16)]
+    for p, G, want in cases:
+        got = float(fn(p, G))
+        assert abs(got - want) < 1e-9, f"p={p}, G={G}: expected {want:.6f}, got {got:.6f}"
+
+
+def _t_signal_one_sample(fn: Callable) -> None:
+    """a group of one sample never disagrees with itself, and more samples never hurt"""
+    for p in (0.0, 0.1, 0.5, 0.9):
+        assert abs(float(fn(p, 1))) < 1e-12, f"G=1, p={p}: a single sample always 'agrees' with its group, expected 0"
+    for p in (0.01, 0.3, 0.7):
+        vals = [float(fn(p, G)) for G in (2, 4, 8, 16, 64)]
+        assert all(b >= a - 1e-12 for a, b in zip(vals, vals[1:])), f"p={p}: P[signal] should grow with G, got {vals}"
+
+
+def _t_signal_simulated(fn: Callable) -> None:
+    """agrees with a simulation of 0/1 rewards (within Monte-Carlo error)"""
+    rng = random.Random(0)
+    for p, G in ((0.1, 4), (0.6, 8)):
+        trials = 20000
+        mixed = sum(len({rng.random() < p for _ in range(G)}) == 2 for _ in range(trials)) / trials
+        got = float(fn(p, G))
+        assert abs(got - mixed) < 0.02, f"p={p}, G={G}: simulated {mixed:.3f}, yours {got:.3f}"
+
+
 EXERCISES: dict[str, tuple[str, list[Test]]] = {
     "00.1": ("the unbiased pass@k estimator", [_t_pass_edge, _t_pass_brute, _t_pass_large]),
     "00.2": ("a reward function that never crashes", [_t_reward_values, _t_reward_garbage]),
@@ -300,6 +328,7 @@ EXERCISES: dict[str, tuple[str, list[Test]]] = {
     "01.1": ("the REINFORCE loss with a baseline", [_t_reinforce_grad, _t_reinforce_toy, _t_reinforce_detached]),
     "01.2": ("self-critical (SCST) advantages", [_t_scst_values, _t_scst_group_one]),
     "01.3": ("the leave-one-out baseline", [_t_loo_values, _t_loo_independent]),
+    "01.6": ("the chance that a group carries a learning signal", [_t_signal_values, _t_signal_one_sample, _t_signal_simulated]),
 }
 
 

@@ -39,6 +39,11 @@ def leave_one_out_baseline(rewards: "torch.Tensor", group_size: int) -> "torch.T
     return ((g.sum(1, keepdim=True) - g) / (group_size - 1)).reshape(-1)
 
 
+def signal_probability(p: float, group_size: int) -> float:
+    """01.6: the G samples of a prompt with success rate p disagree unless all fail or all succeed."""
+    return 1.0 - (1.0 - p) ** group_size - p**group_size
+
+
 def assistant_labels(tok, messages: list[dict[str, str]]) -> list[int]:
     """02.1: render growing prefixes of the conversation; an assistant turn's tokens are those between
     ``messages[:i]`` + generation prompt (the role marker stays context) and ``messages[:i+1]``."""
