@@ -29,6 +29,8 @@ def test_template(path):
     for c in cells:
         if c["cell_type"] == "code" and not "".join(c["source"]).lstrip().startswith("# NBVAL_CHECK_OUTPUT"):
             assert not c.get("outputs"), "commit notebooks without outputs (run python -m utils.nbclean)"
+    meta = json.loads(path.read_text())["metadata"]
+    assert "widgets" not in meta and "papermill" not in meta, "commit notebooks without run state (python -m utils.nbclean)"
 
 
 def test_runner_selects_ranges():

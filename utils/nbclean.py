@@ -17,7 +17,7 @@ MARK = "# NBVAL_CHECK_OUTPUT"
 
 
 def strip(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Remove outputs except on marked cells; drop execution counts and papermill metadata.
+    """Remove outputs except on marked cells; drop execution counts, papermill metadata and widget state.
 
     Marked cells that keep outputs get a small running execution count (1, 2, ...): nbval treats a cell
     with outputs but no execution count as an error ("Unrun reference cell has outputs").
@@ -39,6 +39,7 @@ def strip(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
     nb.metadata.pop("papermill", None)
+    nb.metadata.pop("widgets", None)  # progress-bar widget state (ipywidgets): hundreds of KB of noise
     return nb
 
 
