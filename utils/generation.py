@@ -30,7 +30,7 @@ import os
 import warnings
 import weakref
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -112,26 +112,51 @@ def _sample_batch(
     generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     B = prompt_ids.shape[0]
-    device = prompt_ids.device
     mask = prompt_mask.clone()
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     out = model(input_ids=prompt_ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-    cache, logits = out.cache, out.logits[:, -1].float()
-    next_pos = positions[:, -1:] + 1
-    tokens, logps = [], []
-    done = torch.zeros(B, dtype=torch.bool, device=device)
+    cache, next_pos = out.cache, positions[:, -1:] + 1
+
+    def advance(t: int, tok: torch.Tensor) -> torch.Tensor:
+        nonlocal mask, cache, next_pos
+        # finished rows keep feeding pad tokens; their outputs are masked out afterwards
+        mask = torch.cat([mask, mask.new_ones(B, 1)], dim=1)
+        step = model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos, cache=cache, use_cache=True)
+        cache, next_pos = step.cache, next_pos + 1
+        return step.logits[:, -1].float()
+
+    return _decode_loop(out.logits[:, -1].float(), advance, max_new_tokens, temperature, top_p, stop_ids, pad_id, generator)
+
+
+def _decode_loop(
+    logits: torch.Tensor,
+    advance: Callable[[int, torch.Tensor], torch.Tensor],
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    stop_ids: list[int],
+    pad_id: int,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The loop both decoders share, so they make the same decisions and draw the same random numbers.
+
+    ``logits [B, V]`` are the prefill's next-token logits; each step chooses a token per row
+    (:func:`_choose`), stops when every row is done or the budget is spent, and otherwise calls
+    ``advance(t, tok)``, which writes ``tok [B]`` at step ``t`` and returns the next ``[B, V]`` logits.
+    The check waits for the GPU every step: checking less often would draw extra random numbers after the
+    last row ends and so change the samples of the *next* batch under the same seed.
+    """
+    device = logits.device
+    done = torch.zeros(logits.shape[0], dtype=torch.bool, device=device)
     stop = torch.tensor(stop_ids, device=device)
-    for _ in range(max_new_tokens):
+    tokens, logps = [], []
+    for t in range(max_new_tokens):
         tok, logp, done = _choose(logits, done, temperature, top_p, stop, pad_id, generator)
         tokens.append(tok)
         logps.append(logp)
-        if bool(done.all()):
+        if t == max_new_tokens - 1 or bool(done.all()):
             break
-        # finished rows keep feeding pad tokens; their outputs are masked out afterwards
-        mask = torch.cat([mask, mask.new_ones(B, 1)], dim=1)
-        out = model(input_ids=tok[:, None], attention_mask=mask, position_ids=next_pos, cache=cache, use_cache=True)
-        cache, logits = out.cache, out.logits[:, -1].float()
-        next_pos = next_pos + 1
+        logits = advance(t, tok)
     return _finish(tokens, logps, stop)
 
 
@@ -227,12 +252,7 @@ def _sample_batch_static(
     pad_id: int,
     generator: torch.Generator | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The fast path: same inputs and outputs as :func:`_sample_batch`, on a static cache (+ CUDA graph).
-
-    Like the plain loop it asks after every step whether all rows are done. That check waits for the GPU,
-    but checking less often would draw extra random numbers after the last row ends and so change the
-    samples of the *next* batch under the same seed.
-    """
+    """The fast path: same inputs and outputs as :func:`_sample_batch`, on a static cache (+ CUDA graph)."""
     B, P = prompt_ids.shape
     device = prompt_ids.device
     L = P + max_new_tokens
@@ -246,23 +266,18 @@ def _sample_batch_static(
     # a fully masked query row (a left-pad position) would give NaN in SDPA: let pads see themselves
     prefill_mask |= torch.eye(P, L, dtype=torch.bool, device=device)[None, None]
     out = model(input_ids=prompt_ids, attention_mask=prefill_mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)
-    logits = out.logits[:, -1].float()
     step_mask = keys[:, None, None, :].clone()                                   # [B, 1, 1, L], static buffer
     step = _DecodeStep(model, cache, step_mask, use_graph=device.type == "cuda")
     next_pos = positions[:, -1:] + 1
-    tokens, logps = [], []
-    done = torch.zeros(B, dtype=torch.bool, device=device)
-    stop = torch.tensor(stop_ids, device=device)
-    for t in range(max_new_tokens):
-        tok, logp, done = _choose(logits, done, temperature, top_p, stop, pad_id, generator)
-        tokens.append(tok)
-        logps.append(logp)
-        if t == max_new_tokens - 1 or bool(done.all()):
-            break
+
+    def advance(t: int, tok: torch.Tensor) -> torch.Tensor:
+        nonlocal next_pos
         step_mask[:, :, :, P + t] = True
         logits = step(tok, next_pos)
         next_pos = next_pos + 1
-    return _finish(tokens, logps, stop)
+        return logits
+
+    return _decode_loop(out.logits[:, -1].float(), advance, max_new_tokens, temperature, top_p, stop_ids, pad_id, generator)
 
 
 def fast_generation_default(model: torch.nn.Module) -> bool:
