@@ -110,3 +110,30 @@ def test_only_trainable_parameters_are_saved_and_resume_stays_exact(tiny_sft, tm
     resumed = partly_frozen()
     assert train_lm(resumed, _batches(tok, problems), steps=6, lr=1e-3, warmup=1, checkpoint=path, save_every=2) == pytest.approx(ref_losses, abs=1e-6)
     assert weights_checksum(resumed) == weights_checksum(ref)
+
+
+def test_a_checkpoint_on_other_data_is_not_resumed(tiny_sft, tmp_path, capsys):
+    # same model, steps and learning rate, other training data: the finished run must not be returned as is
+    from utils.sft_data import sft, sft_conversations
+
+    model, tok = tiny_sft
+    path = tmp_path / "sft.pt"
+    first = copy.deepcopy(model)
+    sft(first, tok, sft_conversations(sample_problems("addition", 2, 16, "train", seed=0)), 4, 4, checkpoint=path)
+    other = copy.deepcopy(model)
+    sft(other, tok, sft_conversations(sample_problems("addition", 2, 16, "train", seed=1)), 4, 4, checkpoint=path)
+    assert "belongs to another run" in capsys.readouterr().out
+    assert weights_checksum(other) != weights_checksum(first)
+    again = copy.deepcopy(model)                 # the same data again: resumed (finished), identical weights
+    sft(again, tok, sft_conversations(sample_problems("addition", 2, 16, "train", seed=1)), 4, 4, checkpoint=path)
+    assert "resumed from" in capsys.readouterr().out and weights_checksum(again) == weights_checksum(other)
+
+
+def test_train_sft_checkpoint_on_other_conversations_is_not_resumed(tiny_sft, tmp_path, capsys):
+    model, tok = tiny_sft
+    path = tmp_path / "train_sft.pt"
+    a = sft.conversations(sample_problems("addition", 2, 16, "train", seed=0))
+    b = sft.conversations(sample_problems("addition", 2, 16, "train", seed=1))   # as many conversations, others
+    sft.train_sft(copy.deepcopy(model), tok, a, steps=3, batch_size=4, warmup=1, checkpoint=path)
+    sft.train_sft(copy.deepcopy(model), tok, b, steps=3, batch_size=4, warmup=1, checkpoint=path)
+    assert "belongs to another run" in capsys.readouterr().out

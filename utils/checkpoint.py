@@ -7,9 +7,10 @@ interruption resumes from the last save; re-running it after it finished returns
 weights. Data order in the course's loops is a function of the step number, so a resumed run takes the same
 batches as an uninterrupted one.
 
-A checkpoint records a *fingerprint* of the run (its settings, the model's size and a checksum of its
-starting weights). If anything differs (another learning rate, another starting model), the checkpoint is
-ignored and training starts over: an old file never silently replaces a new experiment.
+A checkpoint records a *fingerprint* of the run (its settings, the training data's checksum, the model's
+class and a checksum of its starting weights). If anything differs (another learning rate, other data,
+another starting model), the checkpoint is ignored and training starts over: an old file never silently
+replaces a new experiment.
 
 Files are written to a temporary name and renamed, so an interruption mid-save leaves the previous one intact.
 """
@@ -31,6 +32,11 @@ def weights_checksum(model: torch.nn.Module) -> str:
         h.update(name.encode())
         h.update(f"{p.detach().double().sum().item():.6e},{p.detach().double().abs().sum().item():.6e}".encode())
     return h.hexdigest()[:16]
+
+
+def data_checksum(items: Any) -> str:
+    """A short checksum of training data (any JSON-able value, e.g. a list of conversations), for fingerprints."""
+    return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

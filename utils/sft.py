@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from . import world
-from .checkpoint import Checkpoint, as_checkpoint
+from .checkpoint import Checkpoint, as_checkpoint, data_checksum
 from .training import IGNORE, cosine_schedule
 from .world import Problem
 
@@ -343,7 +343,7 @@ def train_sft(
         order += torch.randperm(len(convs), generator=g).tolist()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, betas=(0.9, 0.95), weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_schedule(s, steps, warmup))
-    settings = dict(loop="train_sft", n=len(convs), steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, mode=mode,
+    settings = dict(loop="train_sft", data=data_checksum(convs), steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, mode=mode,
                     grad_accum=grad_accum, max_length=max_length, weight_decay=weight_decay, clip=clip, seed=seed)
     ckpt = as_checkpoint(checkpoint, settings, save_every)
     start, losses = ckpt.resume(model, opt, sched) if ckpt else (0, [])

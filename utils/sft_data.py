@@ -29,6 +29,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from . import countdown
+from .checkpoint import data_checksum
 from .evaluation import evaluate
 from .generation import generate_texts, is_tiny
 from .training import IGNORE, chat_batch, train_lm
@@ -170,8 +171,9 @@ def sft(
         raise ValueError("sft() needs at least one conversation")
     pick = epoch_batches(len(conversations), batch_size, seed)
     warmup = min(20, steps // 10 + 1) if warmup is None else warmup
+    data = dict(data=data_checksum(conversations), batch_size=batch_size, seed=seed, max_length=max_length)
     return train_lm(model, lambda s: sft_batch(tok, [conversations[i] for i in pick(s)], max_length), steps,
-                    lr=lr, warmup=warmup, desc=desc, checkpoint=checkpoint)
+                    lr=lr, warmup=warmup, desc=desc, checkpoint=checkpoint, data=data)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -100,17 +100,21 @@ def train_lm(
     log_every: int = 10,
     checkpoint: "str | Path | Checkpoint | None" = None,
     save_every: int = 50,
+    data: dict[str, Any] | None = None,
 ) -> list[float]:
     """Minimise :func:`mle_loss` for ``steps`` AdamW steps; ``batches(step)`` returns a batch dict.
 
     Returns the loss of every step (a list of floats) for plotting. With ``checkpoint`` (a file path), the
     run saves every ``save_every`` steps and resumes from there when called again with the same settings
-    (:mod:`utils.checkpoint`); exact when ``batches(step)`` depends on ``step`` alone.
+    (:mod:`utils.checkpoint`); exact when ``batches(step)`` depends on ``step`` alone. ``batches`` is a
+    function the fingerprint cannot see into: pass ``data`` (e.g. ``{"data": data_checksum(examples),
+    "batch_size": 8}``) so that a checkpoint of a run on other data is not resumed.
     """
     device = next(model.parameters()).device
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_schedule(s, steps, warmup))
-    ckpt = as_checkpoint(checkpoint, dict(loop="train_lm", steps=steps, lr=lr, warmup=warmup, weight_decay=weight_decay, clip=clip), save_every)
+    settings = dict(loop="train_lm", steps=steps, lr=lr, warmup=warmup, weight_decay=weight_decay, clip=clip, **(data or {}))
+    ckpt = as_checkpoint(checkpoint, settings, save_every)
     start, losses = ckpt.resume(model, opt, sched) if ckpt else (0, [])
     model.train()
     bar = tqdm(range(start, steps), desc=desc, mininterval=2, initial=start, total=steps)
