@@ -31,6 +31,7 @@ def test_template(path):
             assert not c.get("outputs"), "commit notebooks without outputs (run python -m utils.nbclean)"
     meta = json.loads(path.read_text())["metadata"]
     assert "widgets" not in meta and "papermill" not in meta, "commit notebooks without run state (python -m utils.nbclean)"
+    assert not any("papermill" in c.get("metadata", {}) for c in cells), "cells keep papermill timings (python -m utils.nbclean)"
 
 
 def test_runner_selects_ranges():

@@ -24,6 +24,8 @@ def strip(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """
     kept = 0
     for cell in nb.cells:
+        cell.metadata.pop("papermill", None)  # timings: markdown cells get them too
+        cell.metadata.pop("execution", None)
         if cell.cell_type != "code":
             continue
         cell.execution_count = None
@@ -36,8 +38,6 @@ def strip(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
                     out["execution_count"] = kept
         elif not keep:
             cell.outputs = []
-        cell.metadata.pop("papermill", None)
-        cell.metadata.pop("execution", None)
     nb.metadata.pop("papermill", None)
     nb.metadata.pop("widgets", None)  # progress-bar widget state (ipywidgets): hundreds of KB of noise
     return nb
