@@ -56,7 +56,6 @@ def compute() -> dict[str, Any]:
     from utils import policy_gradient as pg
     from utils.sft_data import sft as fine_tune
     from utils.sft import train_sft
-    torch.set_num_threads(1)
     out: dict[str, Any] = {}
     # the world (pure Python)
     probs = {f"{f}-{lv}": sample_problems(f, lv, 5, split=s, seed=3)
