@@ -1,7 +1,8 @@
 # Hands-on LLM post-training for reasoning - the two commands (and a few helpers).
 #   make course           set up, then run every notebook (default profile, offline) into build/ + build/report.md
 #   make course NB=03     run one notebook (or a range: NB=01-03); PROFILE=smoke|cpu|gpu to force a profile
-#   make test             set up, then run every test, notebooks included (smoke profile)
+#   make test             set up, lint (ruff), then run every test, notebooks included (smoke profile)
+#   make lint             ruff over utils/, tests/ and the notebooks (config in pyproject.toml)
 #   make lab              open JupyterLab on the notebooks with the course's kernel
 #   make models           regenerate data/tiny-base and data/tiny-sft (~22 min on one core; ~20 with --threads 2)
 PYTHON ?= python3
@@ -11,7 +12,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-torch.txt
 NB      ?=
 PROFILE ?=
 
-.PHONY: setup course test lab models clean
+.PHONY: setup course test lint lab models clean
 
 setup: $(STAMP)
 
@@ -25,16 +26,19 @@ $(STAMP):
 	@touch $(STAMP)
 
 course: setup
-	$(PY) -m utils.run_course $(if $(NB),--nb $(NB)) $(if $(PROFILE),--profile $(PROFILE))
+	$(PY) -m utils.tools.run_course $(if $(NB),--nb $(NB)) $(if $(PROFILE),--profile $(PROFILE))
 
-test: setup
+test: setup lint
 	COURSE_PROFILE=smoke $(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check --no-cache utils tests notebooks
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
 models: setup
-	$(PY) -m utils.pretrain
+	$(PY) -m utils.lm.pretrain
 
 clean:
 	rm -rf build .pytest_cache

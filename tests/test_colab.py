@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from utils import colab
+from utils.tools import colab
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -26,7 +26,7 @@ def _pins(path: Path) -> dict[str, str]:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_notebook_has_the_same_bootstrap_and_badge(path):
     nb = json.loads(path.read_text())
-    assert "".join(nb["cells"][2]["source"]) == colab.BOOTSTRAP, "run `python -m utils.colab` to update the bootstrap cell"
+    assert "".join(nb["cells"][2]["source"]) == colab.BOOTSTRAP, "run `python -m utils.tools.colab` to update the bootstrap cell"
     assert colab.badge(path.name) in "".join(nb["cells"][0]["source"])
     assert colab.badge(path.name) in (ROOT / "README.md").read_text(), f"README lacks the Colab badge of {path.name}"
     assert f'COURSE_REPO = "{colab.COURSE_REPO}"' in colab.BOOTSTRAP

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from utils.evaluation import EvalResult, maj_at_k, majority_correct, pass_at_k
+from utils.lm.evaluation import EvalResult, maj_at_k, majority_correct, pass_at_k
 from utils.world import format_completion, sample_problems
 
 

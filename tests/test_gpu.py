@@ -5,9 +5,7 @@ import time
 import pytest
 import torch
 
-from utils import generation
-from utils.generation import build_prompts, sample
-from utils.models import load_model
+from utils.lm import build_prompts, generation, load_model, sample
 from utils.world import sample_problems
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

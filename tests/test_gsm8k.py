@@ -1,7 +1,8 @@
 """GSM8K support, tested offline with a fake loader (the real download needs COURSE_ONLINE=1)."""
 import pytest
 
-from utils import gsm8k, world
+from utils import world
+from utils.world import gsm8k
 
 ROWS = [
     {"question": "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. "
@@ -68,5 +69,5 @@ def test_numeric_verifier_through_world_score():
 
 
 def test_gsm8k_is_not_a_generator():
-    with pytest.raises(ValueError, match="utils.gsm8k.load"):
+    with pytest.raises(ValueError, match="utils.world.gsm8k.load"):
         world.sample_problems("gsm8k", 0, 3)

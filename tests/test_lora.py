@@ -1,4 +1,4 @@
-"""LoRA from scratch (utils.lora): exact at initialisation, equal to PEFT's LoRA, merge == unmerged forward."""
+"""LoRA from scratch (utils.lm.lora): exact at initialisation, equal to PEFT's LoRA, merge == unmerged forward."""
 import copy
 
 import pytest
@@ -6,8 +6,18 @@ import torch
 from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from utils.lora import (LoRALinear, copy_lora_to_peft, inject_lora, linear_shapes, lora_layers, lora_param_count,
-                        merge_lora, remove_lora, trainable_parameters, unmerge_lora)
+from utils.lm.lora import (
+    LoRALinear,
+    copy_lora_to_peft,
+    inject_lora,
+    linear_shapes,
+    lora_layers,
+    lora_param_count,
+    merge_lora,
+    remove_lora,
+    unmerge_lora,
+)
+from utils.lm.models import count_parameters
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -63,7 +73,7 @@ def test_zero_init_model_is_identical(ids):
 def test_inject_freezes_and_counts():
     model = small_llama()
     inject_lora(model, ["q_proj", "v_proj"], r=2, alpha=4)
-    trainable, total = trainable_parameters(model)
+    trainable = count_parameters(model, trainable_only=True)
     shapes = linear_shapes(model, ["q_proj", "v_proj"])
     assert trainable == lora_param_count(shapes, 2) == 2 * 2 * 2 * (32 + 32)
     assert all(("lora_" in n) == p.requires_grad for n, p in model.named_parameters())
@@ -80,7 +90,7 @@ def test_agrees_with_peft(ids):
     randomize_b(ours)
     theirs = get_peft_model(copy.deepcopy(base), LoraConfig(r=4, lora_alpha=8, target_modules=TARGETS, lora_dropout=0.0))
     assert copy_lora_to_peft(ours, theirs) == 14
-    assert trainable_parameters(ours)[0] == theirs.get_nb_trainable_parameters()[0]
+    assert count_parameters(ours, trainable_only=True) == theirs.get_nb_trainable_parameters()[0]
     with torch.no_grad():
         a, b = ours(input_ids=ids).logits, theirs(input_ids=ids).logits
         assert not torch.allclose(a, base(input_ids=ids).logits, atol=1e-3)  # the adapter does something

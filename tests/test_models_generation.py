@@ -2,8 +2,7 @@
 import pytest
 import torch
 
-from utils import models
-from utils.generation import build_prompts, sample
+from utils.lm import build_prompts, models, sample
 from utils.world import sample_problems
 
 
@@ -30,7 +29,7 @@ def test_unknown_models_give_clear_errors(tmp_path):
 
 def test_missing_tiny_checkpoint_says_how_to_regenerate(monkeypatch, tmp_path):
     monkeypatch.setitem(models.TINY, "tiny-sft", tmp_path / "nothing")
-    with pytest.raises(FileNotFoundError, match="utils.pretrain"):
+    with pytest.raises(FileNotFoundError, match="utils.lm.pretrain"):
         models.resolve("tiny-sft")
 
 
@@ -83,7 +82,7 @@ def test_fast_static_cache_path_equals_plain_path(tiny_sft, temperature, top_p):
 
 
 def test_fast_path_stops_at_the_budget_and_falls_back_when_it_cannot_run(tiny_sft, monkeypatch):
-    from utils import generation
+    from utils.lm import generation
     m, tok = tiny_sft
     prompts = build_prompts(tok, sample_problems("countdown", 4, 3, "test"))
     short = sample(m, tok, prompts, max_new_tokens=5, temperature=0, fast=True)

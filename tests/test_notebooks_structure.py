@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.run_course import select
+from utils.tools.run_course import select
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -28,10 +28,10 @@ def test_template(path):
     assert re.search(r"rep\.check\(", text), "self-checks on measured outcomes"
     for c in cells:
         if c["cell_type"] == "code" and not "".join(c["source"]).lstrip().startswith("# NBVAL_CHECK_OUTPUT"):
-            assert not c.get("outputs"), "commit notebooks without outputs (run python -m utils.nbclean)"
+            assert not c.get("outputs"), "commit notebooks without outputs (run python -m utils.tools.nbclean)"
     meta = json.loads(path.read_text())["metadata"]
-    assert "widgets" not in meta and "papermill" not in meta, "commit notebooks without run state (python -m utils.nbclean)"
-    assert not any("papermill" in c.get("metadata", {}) for c in cells), "cells keep papermill timings (python -m utils.nbclean)"
+    assert "widgets" not in meta and "papermill" not in meta, "commit notebooks without run state (python -m utils.tools.nbclean)"
+    assert not any("papermill" in c.get("metadata", {}) for c in cells), "cells keep papermill timings (python -m utils.tools.nbclean)"
 
 
 def test_runner_selects_ranges():

@@ -1,18 +1,18 @@
-"""PEFT helpers (utils.peft_methods): aligned logits, measured training memory, decoders that agree with forward."""
+"""PEFT helpers (utils.sft.peft): aligned logits, measured training memory, decoders that agree with forward."""
 import copy
 
 import torch
 
 from utils import world
-from utils.peft_methods import (AlignedLogits, generation_consistent, greedy_texts, make_peft, probe_method,
-                                sft_batches, training_memory)
-from utils.training import chat_batch
+from utils.lm.batches import marker_batch
+from utils.sft import problem_batches
+from utils.sft.peft import AlignedLogits, generation_consistent, greedy_texts, make_peft, probe_method, training_memory
 
 
-def test_aligned_logits_and_sft_batches(tiny_sft):
+def test_aligned_logits_and_problem_batches(tiny_sft):
     model, tok = tiny_sft
     probs = world.sample_problems("addition", 2, 8, "train")
-    batches = sft_batches(tok, probs, batch_size=4, seed=0)
+    batches = problem_batches(tok, probs, batch_size=4, seed=0)
     b0, b2 = batches(0), batches(2)
     assert b0["input_ids"].shape[0] == 4 and set(b0) == {"input_ids", "attention_mask", "labels"}
     assert b2["input_ids"].shape[0] == 4  # second epoch
@@ -24,7 +24,7 @@ def test_aligned_logits_and_sft_batches(tiny_sft):
 
 def test_training_memory_lora_vs_full(tiny_sft):
     model, tok = tiny_sft
-    batch = chat_batch(tok, [p.messages() for p in world.sample_problems("addition", 3, 4, "train")])
+    batch = marker_batch(tok, [p.messages() for p in world.sample_problems("addition", 3, 4, "train")])
     full = copy.deepcopy(model)
     before = {n: p.detach().clone() for n, p in full.named_parameters()}
     m_full = training_memory(full, dict(batch))

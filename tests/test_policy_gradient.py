@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from utils import policy_gradient as pg
-from utils.generation import build_prompts, sample
-from utils.models import new_tiny_model
+from utils.lm import build_prompts, sample
+from utils.lm.logprobs import completion_logprobs, samples_logprobs, sequence_nll_check
+from utils.lm.models import new_tiny_model
+from utils.rl import policy_gradient as pg
 from utils.world import sample_problems
 
 
@@ -107,8 +108,8 @@ def test_completion_logprobs_match_the_sampler_and_are_padding_invariant(random_
     prompts = build_prompts(tok, sample_problems("countdown", 3, 3, "test") + sample_problems("addition", 2, 1, "test"))
     s = sample(model, tok, prompts, n=2, max_new_tokens=12, temperature=0.7, seed=0)
     with torch.no_grad():
-        out = pg.samples_logprobs(model, s, temperature=0.7, return_entropy=True)
-        out_h = pg.samples_logprobs(model, s, temperature=0.7, return_hidden=True)
+        out = samples_logprobs(model, s, temperature=0.7, return_entropy=True)
+        out_h = samples_logprobs(model, s, temperature=0.7, return_hidden=True)
     assert torch.allclose(out.logprobs, s.logprobs, atol=1e-4)
     assert torch.allclose(out_h.logprobs, out.logprobs, atol=1e-5)
     assert out_h.hidden.shape == (*s.completion_ids.shape, model.config.hidden_size)
@@ -118,18 +119,18 @@ def test_completion_logprobs_match_the_sampler_and_are_padding_invariant(random_
     i = int(s.prompt_mask.sum(1).argmin())  # the row with the most left padding
     keep_p, keep_c = s.prompt_mask[i].bool(), s.completion_mask[i].bool()
     with torch.no_grad():
-        alone = pg.completion_logprobs(model, s.prompt_ids[i][keep_p][None], s.prompt_mask[i][keep_p][None],
+        alone = completion_logprobs(model, s.prompt_ids[i][keep_p][None], s.prompt_mask[i][keep_p][None],
                                        s.completion_ids[i][keep_c][None], s.completion_mask[i][keep_c][None], temperature=0.7)
     assert torch.allclose(alone.logprobs[0], out.logprobs[i][keep_c], atol=1e-4)
     # and transformers' own loss agrees with the sequence log-prob
     ids = torch.cat([s.prompt_ids[i][keep_p], s.completion_ids[i][keep_c]])[None]
     with torch.no_grad():
-        alone1 = pg.completion_logprobs(model, s.prompt_ids[i][keep_p][None], s.prompt_mask[i][keep_p][None],
+        alone1 = completion_logprobs(model, s.prompt_ids[i][keep_p][None], s.prompt_mask[i][keep_p][None],
                                         s.completion_ids[i][keep_c][None], s.completion_mask[i][keep_c][None])
-        nll = pg.sequence_nll_check(model, ids, int(keep_p.sum()))
+        nll = sequence_nll_check(model, ids, int(keep_p.sum()))
     assert torch.allclose(nll, -alone1.logprobs.mean(), atol=1e-5)
     with pytest.raises(ValueError):
-        pg.samples_logprobs(model, s, temperature=0.0)
+        samples_logprobs(model, s, temperature=0.0)
 
 
 def test_value_head_and_value_loss():
@@ -188,7 +189,7 @@ def test_grad_stats_and_flat_grad():
     g = pg.flat_grad((a * 2).sum() + (b * 3).sum(), [a, b, unused])
     assert torch.equal(g, torch.tensor([2.0] * 6 + [3.0] * 4 + [0.0] * 2))
     with pytest.raises(ValueError):
-        pg.GradStats().total_variance
+        _ = pg.GradStats().total_variance
 
 
 def test_rollout_shapes_and_rewards(random_tiny):
@@ -214,7 +215,7 @@ def test_reinforce_backward_in_micro_batches_equals_one_pass(random_tiny):
         return value, torch.cat([p.grad.flatten() for p in params])
 
     v_full, g_full = grads(None)
-    expected = pg.reinforce_loss(pg.samples_logprobs(model, s).logprobs, s.completion_mask, adv)
+    expected = pg.reinforce_loss(samples_logprobs(model, s).logprobs, s.completion_mask, adv)
     assert v_full == pytest.approx(float(expected), abs=1e-6)
     for micro in (1, 5, 12, 50):
         v, g = grads(micro)

@@ -3,9 +3,8 @@ import random
 
 import pytest
 
-from utils import preferences, rewards
-from utils.countdown import make_problem
-from utils.world import sample_problems
+from utils.world import preferences, rewards, sample_problems
+from utils.world.countdown import make_problem
 
 
 def test_rewards_on_chat_completions_and_json_round_trip():

@@ -6,7 +6,7 @@ import torch
 
 from utils import runtime
 from utils.report import Report
-from utils.run_course import render
+from utils.tools.run_course import render
 
 
 def test_profiles_resolve(monkeypatch):
@@ -63,6 +63,7 @@ def test_gpu_dry_run_takes_smoke_sizes_and_gpu_choices(monkeypatch):
 
 def test_checks_can_be_recorded_instead_of_raised(monkeypatch, tmp_path):
     import json
+
     from utils.report import Report
     from utils.runtime import get_profile
     monkeypatch.setenv("COURSE_REPORT_DIR", str(tmp_path))
@@ -73,3 +74,38 @@ def test_checks_can_be_recorded_instead_of_raised(monkeypatch, tmp_path):
     assert rep.check(False, "recorded") is False
     data = json.loads((tmp_path / "xx.json").read_text())
     assert [c["ok"] for c in data["checks"]] == [False, False] and data["device"].startswith("CPU")
+
+
+@pytest.mark.parametrize("capability,want", [((7, 5), torch.float16), ((7, 0), torch.float16), ((6, 1), torch.float16),
+                                             ((8, 0), torch.bfloat16), ((8, 6), torch.bfloat16), ((9, 0), torch.bfloat16)])
+def test_gpu_dtype_wants_native_bf16(capability, want):
+    """A T4 (7.5) says is_bf16_supported() == True by emulation; the course must still choose fp16 there."""
+    assert runtime.gpu_dtype(capability) == want
+
+
+@pytest.mark.parametrize("capability,want", [((7, 5), torch.float16), ((8, 0), torch.bfloat16)])
+def test_gpu_profile_takes_the_native_dtype(monkeypatch, capability, want):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what a T4 answers
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: capability)
+    monkeypatch.delenv("COURSE_DRY_RUN", raising=False)
+    assert runtime.get_profile("gpu").dtype == want
+    monkeypatch.setenv("COURSE_DRY_RUN", "1")
+    assert runtime.get_profile("gpu").dtype == want
+
+
+def test_grad_scaler_only_for_fp16_on_cuda():
+    assert runtime.grad_scaler(torch.bfloat16) is None and runtime.grad_scaler(torch.float32) is None
+    assert runtime.grad_scaler(torch.float16, "cpu") is None
+    if torch.cuda.is_available():
+        assert isinstance(runtime.grad_scaler(torch.float16), torch.amp.GradScaler)
+
+
+def test_trainer_precision_flags_follow_the_dtype():
+    from utils.sft import sft_config
+
+    assert runtime.trainer_precision("cuda", torch.float16) == {"use_cpu": False, "bf16": False, "fp16": True}
+    assert runtime.trainer_precision("cuda", torch.bfloat16) == {"use_cpu": False, "bf16": True, "fp16": False}
+    assert runtime.trainer_precision("cpu", torch.bfloat16) == {"use_cpu": True, "bf16": False, "fp16": False}
+    cpu = sft_config("cpu", torch.float32, max_steps=1)
+    assert (cpu.fp16, cpu.bf16, cpu.use_cpu) == (False, False, True)

@@ -1,15 +1,13 @@
 """utils.sft: loss masks for any chat template, the SFT losses, and agreement with TRL's SFTTrainer."""
-from pathlib import Path
 
 import pytest
 import torch
 
 from utils import sft, world
-from utils.models import new_tiny_model
-from utils.tokenizer import build_tokenizer
-from utils.training import IGNORE, chat_batch, mle_loss
-
-SMOL = Path.home() / ".cache" / "llm-post-training-course" / "smollm2-135m-instruct"
+from utils.lm.batches import loss_mask, marker_batch, sft_batch
+from utils.lm.logprobs import IGNORE, loss_sum_and_count, mle_loss, sequence_mean_loss, token_mean_loss
+from utils.lm.models import new_tiny_model
+from utils.lm.tokenizer import build_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +29,8 @@ def test_dialogue_problems_are_second_turns():
 
 def test_prefix_masks_equal_generation_marker_masks(tok, problems):
     """On the tiny template, the prefix method and {% generation %} markers give identical labels."""
-    convs = sft.conversations(problems)
-    a, b = chat_batch(tok, convs), sft.sft_batch(tok, convs, mode="assistant")
+    convs = sft.conversations(problems, cot=False)
+    a, b = marker_batch(tok, convs), sft_batch(tok, convs, mode="assistant")
     for k in a:
         assert torch.equal(a[k], b[k]), k
 
@@ -40,29 +38,29 @@ def test_prefix_masks_equal_generation_marker_masks(tok, problems):
 def test_mask_modes(tok, problems):
     d = next(p for p in problems if sft.is_dialogue(p))
     msgs = d.messages()
-    b = sft.sft_batch(tok, [msgs], mode="assistant")
+    b = sft_batch(tok, [msgs], mode="assistant")
     text = sft.mask_text(tok, b["input_ids"][0], b["labels"][0])
     assert text.count("[[") == 2  # both assistant turns
     assert "[[<|assistant|>" not in text and "<|assistant|>[[<think>" in text  # role marker is context
     assert text.endswith("<|end|>]]")  # the end-of-turn token is learned
-    last = sft.mask_text(tok, *[sft.sft_batch(tok, [msgs], mode="last")[k][0] for k in ("input_ids", "labels")])
+    last = sft.mask_text(tok, *[sft_batch(tok, [msgs], mode="last")[k][0] for k in ("input_ids", "labels")])
     assert last.count("[[") == 1 and last.endswith(f"<answer>{d.answer}</answer><|end|>]]")
-    every = sft.sft_batch(tok, [msgs], mode="all")
+    every = sft_batch(tok, [msgs], mode="all")
     assert (every["labels"][0] != IGNORE).all()
     with pytest.raises(ValueError):
-        sft.loss_mask(tok, msgs, mode="users")
+        loss_mask(tok, msgs, mode="users")
 
 
 def test_padding_never_carries_loss(tok, problems):
-    b = sft.sft_batch(tok, sft.conversations(problems))
+    b = sft_batch(tok, sft.conversations(problems, cot=False))
     assert ((b["attention_mask"] == 0) <= (b["labels"] == IGNORE)).all()
     assert b["input_ids"].shape == b["labels"].shape == b["attention_mask"].shape
-    short = sft.sft_batch(tok, sft.conversations(problems), max_length=10)
+    short = sft_batch(tok, sft.conversations(problems, cot=False), max_length=10)
     assert short["input_ids"].shape[1] == 10
 
 
 def test_mask_views(tok, problems):
-    b = sft.sft_batch(tok, sft.conversations(problems[:2]))
+    b = sft_batch(tok, sft.conversations(problems[:2], cot=False))
     rows = sft.mask_rows(tok, b["input_ids"][0], b["labels"][0], b["attention_mask"][0])
     assert len(rows) == int(b["attention_mask"][0].sum())
     assert rows[0]["token"] == "<|user|>" and not rows[0]["loss"] and rows[-1]["token"] == "<|end|>" and rows[-1]["loss"]
@@ -70,14 +68,13 @@ def test_mask_views(tok, problems):
     assert h.count("<span") == len(rows) + 2 and "&lt;|user|&gt;" in h
 
 
-@pytest.mark.skipif(not (SMOL / "tokenizer.json").exists(), reason="SmolLM2 not converted in the cache")
-def test_prefix_masks_work_for_smollm2_template(problems):
+def test_prefix_masks_work_for_smollm2_template(problems, smollm2_dir):
     from transformers import AutoTokenizer
 
-    stok = AutoTokenizer.from_pretrained(SMOL)
+    stok = AutoTokenizer.from_pretrained(smollm2_dir)
     assert "{% generation %}" not in stok.chat_template
     d = next(p for p in problems if sft.is_dialogue(p))
-    b = sft.sft_batch(stok, [d.messages(system=world.SYSTEM_PROMPT)])
+    b = sft_batch(stok, [d.messages(system=world.SYSTEM_PROMPT)])
     text = sft.mask_text(stok, b["input_ids"][0], b["labels"][0])
     assert text.count("[[") == 2 and "assistant\n[[<think>" in text and "[[<|im_start|>" not in text
     assert text.rstrip().endswith("<|im_end|>\n]]")
@@ -89,23 +86,23 @@ def test_loss_reductions():
     labels = torch.randint(0, 11, (3, 7))
     labels[0, :5] = IGNORE  # row 0 has 2 loss tokens after the shift, row 1 has 6
     labels[2] = IGNORE  # a row without loss tokens
-    tm = sft.token_mean_loss(logits, labels)
+    tm = token_mean_loss(logits, labels)
     assert torch.allclose(tm, mle_loss(logits, labels), atol=1e-6)
-    s, n = sft.loss_sum_and_count(logits, labels)
+    s, n = loss_sum_and_count(logits, labels)
     assert n == 2 + 6 and torch.allclose(s / n, tm)
-    per_row = [sft.token_mean_loss(logits[i : i + 1], labels[i : i + 1]) for i in range(2)]
-    assert torch.allclose(sft.sequence_mean_loss(logits, labels), (per_row[0] + per_row[1]) / 2)
-    assert not torch.allclose(sft.sequence_mean_loss(logits, labels), tm)
+    per_row = [token_mean_loss(logits[i : i + 1], labels[i : i + 1]) for i in range(2)]
+    assert torch.allclose(sequence_mean_loss(logits, labels), (per_row[0] + per_row[1]) / 2)
+    assert not torch.allclose(sequence_mean_loss(logits, labels), tm)
 
 
 def test_grad_accumulation_matches_one_big_batch(tok, problems):
     """sft_step over 2 micro-batches gives the same update as one batch of their union."""
-    convs = sft.conversations(problems[:8])
+    convs = sft.conversations(problems[:8], cot=False)
     models = [new_tiny_model(seed=1)[0] for _ in range(2)]
     opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in models]
-    full = sft.sft_batch(tok, convs)
+    full = sft_batch(tok, convs)
     l1 = sft.sft_step(models[0], opts[0], [full], clip=None)
-    l2 = sft.sft_step(models[1], opts[1], [sft.sft_batch(tok, convs[:3]), sft.sft_batch(tok, convs[3:])], clip=None)
+    l2 = sft.sft_step(models[1], opts[1], [sft_batch(tok, convs[:3]), sft_batch(tok, convs[3:])], clip=None)
     assert abs(l1 - l2) < 1e-5
     for p, q in zip(models[0].parameters(), models[1].parameters()):
         assert torch.allclose(p, q, atol=1e-6)
@@ -113,7 +110,7 @@ def test_grad_accumulation_matches_one_big_batch(tok, problems):
 
 def test_train_sft_lowers_the_loss(tok, problems):
     model, _ = new_tiny_model(seed=0)
-    losses = sft.train_sft(model, tok, sft.conversations(problems), steps=8, batch_size=4, lr=3e-3, warmup=2, grad_accum=2)
+    losses = sft.train_sft(model, tok, sft.conversations(problems, cot=False), steps=8, batch_size=4, lr=3e-3, warmup=2, grad_accum=2)
     assert len(losses) == 8 and sum(losses[-3:]) < sum(losses[:3]) and not model.training
 
 
@@ -144,14 +141,14 @@ def test_our_loss_equals_trl_loss(tok, problems, fmt, mode, kw):
     trainer = SFTTrainer(model=model, args=sft.sft_config(max_steps=1, per_device_train_batch_size=4, **kw),
                          train_dataset=sft.sft_dataset(problems, fmt=fmt), processing_class=tok)
     batch = sft.trl_collate(trainer, 0, 8)
-    ours = sft.sft_batch(tok, sft.conversations(problems[:8]), mode=mode)
+    ours = sft_batch(tok, sft.conversations(problems[:8], cot=False), mode=mode)
     assert torch.equal(batch["labels"], ours["labels"]) and torch.equal(batch["input_ids"], ours["input_ids"])
     model.zero_grad()
     theirs = sft.trl_loss(trainer, batch)
     theirs.backward()
     g_trl = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
-    mine = sft.token_mean_loss(model(input_ids=ours["input_ids"], attention_mask=ours["attention_mask"]).logits, ours["labels"])
+    mine = token_mean_loss(model(input_ids=ours["input_ids"], attention_mask=ours["attention_mask"]).logits, ours["labels"])
     mine.backward()
     assert abs(mine.item() - theirs.item()) < 1e-5
     for a, b in zip(g_trl, (p.grad for p in model.parameters())):

@@ -40,22 +40,12 @@ def compute() -> dict[str, Any]:
     """Every snapshot value, computed with the course's current API."""
     import torch
 
-    from utils.models import load_model
-    from utils.generation import sample
-    from utils.training import chat_batch as marker_batch
-    from utils.sft import sft_batch
-    from utils.generation import build_prompts
-    from utils.policy_gradient import completion_logprobs
-    from utils.training import mle_loss
-    from utils.training import train_lm
-    from utils.peft_methods import sft_batches
-    from utils import preferences, rewards
-    from utils.world import sample_problems
+    from utils.lm import build_prompts, completion_logprobs, evaluate, load_model, mle_loss, sample, sft_batch, train_lm
+    from utils.lm.batches import marker_batch, prefix_batch
+    from utils.rl import policy_gradient as pg
+    from utils.sft import fine_tune, problem_batches, train_sft
+    from utils.world import preferences, rewards, sample_problems
 
-    from utils.evaluation import evaluate
-    from utils import policy_gradient as pg
-    from utils.sft_data import sft as fine_tune
-    from utils.sft import train_sft
     out: dict[str, Any] = {}
     # the world (pure Python)
     probs = {f"{f}-{lv}": sample_problems(f, lv, 5, split=s, seed=3)
@@ -86,7 +76,7 @@ def compute() -> dict[str, Any]:
     # SFT batches and losses
     convs = [p.messages(cot=True) for p in cd]
     b1 = marker_batch(tok, convs)
-    b2 = sft_batch(tok, convs, mode="assistant")
+    b2 = prefix_batch(tok, convs, mode="assistant")
     out["labels_marker"] = _digest(_ids(b1["labels"]))
     out["labels_prefix"] = _digest(_ids(b2["labels"]))
     dial = sample_problems("strings", 2, 12, split="train", seed=4)
@@ -96,7 +86,7 @@ def compute() -> dict[str, Any]:
         out["mle_loss"] = float(mle_loss(model(input_ids=b1["input_ids"], attention_mask=b1["attention_mask"]).logits,
                                          b1["labels"]))
     add = sample_problems("addition", 3, 8, split="train", seed=0)
-    batches = sft_batches(tok, add, batch_size=4, seed=0)
+    batches = problem_batches(tok, add, batch_size=4, seed=0)
     out["peft_batch_labels"] = _digest([_ids(batches(s)["labels"]) for s in range(3)])
     # a short training run (AdamW, cosine schedule): its losses
     torch.manual_seed(0)

@@ -1,6 +1,6 @@
 """The tiny tokenizer and its chat template."""
 from utils import world
-from utils.tokenizer import CHARS, TAGS, build_tokenizer
+from utils.lm.tokenizer import CHARS, TAGS, build_tokenizer
 
 
 def test_round_trip_and_single_token_tags():
@@ -20,7 +20,7 @@ def test_deterministic_vocabulary():
 
 def test_chat_template_and_assistant_mask():
     tok = build_tokenizer()
-    from utils import strings
+    from utils.world import strings
 
     p = strings.make_problem("reverse", "cat")
     msgs = p.messages()
@@ -34,12 +34,13 @@ def test_chat_template_and_assistant_mask():
 
 
 def test_multi_turn_mask_covers_every_assistant_turn():
-    from utils.training import IGNORE, chat_batch
+    from utils.lm.batches import marker_batch
+    from utils.lm.logprobs import IGNORE
 
     tok = build_tokenizer()
-    from utils import strings
+    from utils.world import strings
 
     p = strings.make_problem("sort", "tac", history=(("reverse cat", "tac"),))
-    batch = chat_batch(tok, [p.messages()])
+    batch = marker_batch(tok, [p.messages()])
     kept = tok.decode([int(t) for t in batch["labels"][0] if t != IGNORE])
     assert kept == world.format_completion("", "tac") + "<|end|>" + p.completion() + "<|end|>"

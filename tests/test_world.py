@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from utils import addition, countdown, strings, world
-from utils.world import Problem, parse_completion, score
+from utils import world
+from utils.world import Problem, addition, countdown, parse_completion, score, strings
 
 
 def test_countdown_hand_cases():
@@ -67,7 +67,8 @@ def test_addition_and_strings():
     assert addition.make_problem(883, 437).steps[-1] == "8+4+1=13:1320"  # the last carry is written out
     assert score(p, p.completion()) == 1.0 and score(p, p.completion(cot=False)) == 1.0
     assert score(p, "<think></think><answer>524</answer>") == 0.0
-    assert addition.step_labels(p, "7+8+0=15:5, 5+6+0=11:15") == [True, False]
+    assert [lab.valid for lab in addition.step_labels(p, "7+8+0=15:5, 5+6+0=11:15")] == [True, False]
+    assert all(lab.reachable is None for lab in addition.step_labels(p, "7+8+0=15:5"))  # no solver to ask
     s = strings.make_problem("reverse", "cat")
     assert s.answer == "tac" and score(s, "<think></think><answer> tac </answer>") == 1.0
     d = strings.make_problem("sort", "tac", history=(("reverse cat", "tac"),))
@@ -106,6 +107,31 @@ def test_clear_errors():
         world.sample_problems("countdown", 2, 500)
 
 
+def test_an_unknown_family_is_an_error_not_a_zero():
+    """A completion never raises; a problem of an unregistered family is a programming error and says so."""
+    from utils.world import rewards
+
+    ghost = Problem("chess", "mate in one", "Qh7")
+    for call in (lambda: score(ghost, "<answer>Qh7</answer>"), lambda: rewards.outcome_reward(ghost, "x"),
+                 lambda: rewards.process_rewards(ghost, "x"), lambda: world.label_steps(ghost, "x"),
+                 lambda: rewards.trl_reward(rewards.outcome_reward)(completions=["x"], problem=[rewards.problem_to_json(ghost)])):
+        with pytest.raises(KeyError, match=r"unknown task family 'chess'.*addition.*countdown.*gsm8k.*strings"):
+            call()
+    with pytest.raises(ValueError, match="already registered"):
+        world.register(world.Family("countdown", world.FAMILIES["strings"].generate, world.FAMILIES["strings"].verify_answer, (1,)))
+
+
+def test_step_labelling_is_a_family_property():
+    cd = countdown.make_problem([3, 5, 7], 26)
+    add = addition.make_problem(99, 7)
+    word = strings.make_problem("sort", "bca")
+    assert [(lab.valid, lab.reachable) for lab in world.label_steps(cd, cd.completion())] == [(True, True), (True, True)]
+    assert [lab.valid for lab in world.label_steps(add, add.completion())] == [True] * len(add.steps)
+    assert world.label_steps(word, word.completion()) is None  # strings have no checkable steps
+    assert world.label_steps(cd, None) == [] and world.label_steps(cd, "<think>7*3=21") == []
+    assert world.FAMILIES["countdown"].reachability and not world.FAMILIES["addition"].reachability
+
+
 def test_parser():
     assert parse_completion("<think>a</think><answer>b</answer>") == world.Parsed("a", "b", True)
     assert parse_completion("  <think></think>\n<answer> 7 </answer>\n").well_formed
@@ -123,7 +149,7 @@ junk = st.lists(st.one_of(tag, st.text(max_size=8), st.integers(0, 10**12).map(s
 @settings(max_examples=300, deadline=None)
 @given(text=st.one_of(junk, st.text(max_size=300), st.none(), st.integers(), st.binary(max_size=50)))
 def test_verifiers_never_raise(text):
-    from utils import rewards
+    from utils.world import rewards
 
     for p in PROBLEMS:
         assert score(p, text) in (0.0, 1.0)

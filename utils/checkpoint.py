@@ -1,6 +1,6 @@
 """Checkpoint and resume a training loop, so a long ``gpu`` run survives a Colab disconnect.
 
-A training loop (:func:`utils.training.train_lm`, :func:`utils.sft.train_sft`) given ``checkpoint=path``
+A training loop (:func:`utils.lm.training.train_lm`, :func:`utils.sft.train_sft`) given ``checkpoint=path``
 saves, every ``every`` steps and at the end, everything needed to continue *exactly*: the trainable
 parameters, optimizer state, scheduler, the losses so far and the random-number generators. Re-running the same cell after an
 interruption resumes from the last save; re-running it after it finished returns at once with the trained

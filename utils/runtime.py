@@ -35,7 +35,7 @@ class Profile:
 
     Attributes:
         name: ``"smoke"``, ``"cpu"`` or ``"gpu"``.
-        model: the default policy model for the chapter (a name :func:`utils.models.load_model` knows).
+        model: the default policy model for the chapter (a name :func:`utils.lm.models.load_model` knows).
         device: ``"cpu"`` or ``"cuda"``.
         dtype: compute dtype (fp32 on CPU; bf16 on GPUs that have it, else fp16).
         threads: torch intra-op threads on CPU.
@@ -155,7 +155,7 @@ def get_profile(name: str | None = None) -> Profile:
         # the gpu profile's code path (its models, dtypes and branches) with smoke sizes, on CUDA if present,
         # else on the CPU in bf16 (so dtype mistakes still surface); for checking a notebook before a GPU run
         cuda = torch.cuda.is_available()
-        dtype = torch.float16 if cuda and not torch.cuda.is_bf16_supported() else torch.bfloat16
+        dtype = gpu_dtype() if cuda else torch.bfloat16
         return smoke.with_(name="gpu", model="smollm2-135m", device="cuda" if cuda else "cpu", dtype=dtype,
                            extra={"dry_run": True})
     if not torch.cuda.is_available():
@@ -163,11 +163,47 @@ def get_profile(name: str | None = None) -> Profile:
             "profile 'gpu' needs a CUDA GPU, and torch sees none here. Use PROFILE='cpu' (the tiny "
             "model, minutes on a laptop) or run on a GPU machine / Colab with a GPU runtime."
         )
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    dtype = gpu_dtype()
     return Profile(
         "gpu", "smollm2-135m", "cuda", dtype, threads=threads, n_eval=100, n_samples=16, n_train=2000,
         train_steps=200, batch_size=16, max_new_tokens=256, eval_batch_size=64,
     )
+
+
+def gpu_dtype(capability: tuple[int, int] | None = None) -> torch.dtype:
+    """The compute dtype for a CUDA GPU: bf16 where the GPU has it natively, else fp16. The one place that decides.
+
+    Native bf16 arrived with compute capability 8.0 (Ampere: A100, RTX 30xx; Hopper: H100/H200). A Colab T4
+    is 7.5: there ``torch.cuda.is_bf16_supported()`` still answers True, because bf16 can be *emulated* in
+    fp32, several times slower - so that call cannot decide. On fp16 GPUs, train with autocast and a gradient
+    scaler (:func:`grad_scaler`; TRL's ``fp16=True`` does the same).
+
+    ``capability``: ``(major, minor)``; ``None`` asks the current CUDA device.
+    """
+    if capability is None:
+        if not torch.cuda.is_available():
+            raise RuntimeError("gpu_dtype() without a capability needs a CUDA device")
+        capability = torch.cuda.get_device_capability()
+    return torch.bfloat16 if tuple(capability) >= (8, 0) else torch.float16
+
+
+def grad_scaler(dtype: torch.dtype, device: str = "cuda") -> "torch.amp.GradScaler | None":
+    """A gradient scaler for fp16 mixed precision on CUDA (fp16's 5 exponent bits flush small gradients to
+    zero without one), else ``None`` (fp32 and bf16 need none)."""
+    if dtype == torch.float16 and device.startswith("cuda"):
+        return torch.amp.GradScaler("cuda")
+    return None
+
+
+def trainer_precision(device: str, dtype: torch.dtype) -> dict[str, bool]:
+    """The precision flags of a ``transformers``/TRL ``TrainingArguments`` for a profile's device and dtype.
+
+    CPU: ``use_cpu=True`` and neither bf16 nor fp16 (TRL's configs default to bf16). CUDA: mixed precision in
+    ``dtype`` (:func:`gpu_dtype` chose it), the weights staying fp32; with ``fp16=True`` the Trainer adds the
+    gradient scaler itself.
+    """
+    cuda = device.startswith("cuda")
+    return {"use_cpu": not cuda, "bf16": cuda and dtype == torch.bfloat16, "fp16": cuda and dtype == torch.float16}
 
 
 def seed_everything(seed: int) -> None:

@@ -1,0 +1,12 @@
+"""Exercises: one module of graders per chapter (``ch00`` ... ``ch04``) and, apart, their reference solutions
+(:mod:`utils.exercises.solutions`, spoilers: a notebook never imports them).
+
+In a notebook: ``from utils.exercises import grade`` then ``grade("01.3", my_leave_one_out)``.
+"""
+from . import ch00, ch01, ch02, ch03, ch04
+from .grader import grade
+
+#: exercise id (``"<chapter>.<n>"``) -> (title, tests)
+EXERCISES = {**ch00.EXERCISES, **ch01.EXERCISES, **ch02.EXERCISES, **ch03.EXERCISES, **ch04.EXERCISES}
+
+__all__ = ["EXERCISES", "grade"]

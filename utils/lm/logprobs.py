@@ -1,0 +1,168 @@
+"""Log-probabilities and the losses built on them: the one place where ``log p(token)`` is gathered.
+
+Every loss of the course - MLE pretraining, SFT, REINFORCE, PPO, DPO - starts from per-token
+log-probabilities ``log pi(y_t | s_t)``. They are computed here, in fp32, by :func:`gather_logprobs`
+(picking each target's entry of a ``log_softmax``); everything else is a sum or a mean over a mask:
+
+* :func:`token_logprobs` - ``[B, L]`` log-probs of targets from logits;
+* :func:`mle_loss` / :func:`token_mean_loss` - next-token cross-entropy, one mean over all loss tokens of
+  the batch (what ``transformers`` and TRL compute); :func:`sequence_mean_loss` - the per-sequence mean it
+  is *not*; :func:`loss_sum_and_count` - the pieces for gradient accumulation;
+* :func:`completion_logprobs` - teacher-forced log-probs (and entropies, hidden states) of sampled
+  completions given their prompts, the quantity every policy-gradient loss differentiates.
+
+Shapes: ``B`` batch, ``L`` sequence length, ``V`` vocabulary, ``P`` prompt length (left-padded), ``T``
+completion length (right-padded), ``H`` hidden size. Labels use ``-100`` (:data:`IGNORE`) for "no loss".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from transformers import PreTrainedModel
+
+if TYPE_CHECKING:
+    from .generation import Samples
+
+IGNORE = -100
+
+
+def gather_logprobs(logp: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """``logp[..., ids]``: ``[..., V]`` log-probabilities and ``[...]`` token ids -> ``[...]``.
+
+    Negative ids (``-100`` labels, padding) are read at id 0; mask them afterwards.
+    """
+    return logp.gather(-1, ids.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+
+
+def token_logprobs(logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """``log p(targets)`` from logits ``[B, L, V]`` and targets ``[B, L]`` -> ``[B, L]`` (fp32)."""
+    logits = logits.float() if temperature == 1.0 else logits.float() / temperature
+    return gather_logprobs(logits.log_softmax(-1), targets)
+
+
+def mle_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy ``-1/N sum_t log p(y_t | y_<t)`` (survey §2).
+
+    ``logits``: ``[B, L, V]`` from inputs ``[B, L]``; ``labels``: ``[B, L]`` aligned with the inputs
+    (position t is predicted from positions < t), ``-100`` where no loss is taken. Mean over counted tokens
+    (``F.cross_entropy``; the same value as :func:`token_mean_loss`).
+    """
+    shift_logits = logits[:, :-1].float()
+    shift_labels = labels[:, 1:]
+    return F.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1), ignore_index=IGNORE)
+
+
+def token_mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """SFT loss as TRL computes it: ``-sum_{b,t} log p(y_bt) / N`` over all ``N`` loss tokens of the batch.
+
+    ``logits`` ``[B, L, V]``; ``labels`` ``[B, L]`` aligned with the inputs (shifted inside), ``-100`` =
+    no loss. Same value as :func:`mle_loss`, written out with :func:`token_logprobs`.
+    """
+    y = labels[:, 1:]
+    m = y != IGNORE
+    return -(token_logprobs(logits[:, :-1], y) * m).sum() / m.sum().clamp(min=1)
+
+
+def sequence_mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """The *other* average: each sequence's mean token loss, then the mean over sequences.
+
+    Gives short answers as much weight as long ones; differs from :func:`token_mean_loss` whenever the
+    sequences have different numbers of loss tokens. Rows without loss tokens are skipped.
+    """
+    y = labels[:, 1:]
+    m = (y != IGNORE).float()
+    nll = -(token_logprobs(logits[:, :-1], y) * m).sum(-1)
+    n = m.sum(-1)
+    has = n > 0
+    return (nll[has] / n[has]).mean()
+
+
+def loss_sum_and_count(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``(sum of token NLLs, number of loss tokens)`` of one micro-batch (for gradient accumulation)."""
+    y = labels[:, 1:]
+    m = y != IGNORE
+    return -(token_logprobs(logits[:, :-1], y) * m).sum(), int(m.sum())
+
+
+@dataclass
+class PolicyOutput:
+    """What :func:`completion_logprobs` computed.
+
+    Attributes:
+        logprobs: ``[B, T]`` ``log pi(y_t | s_t)`` of each completion token, 0 where the mask is 0.
+        entropy: ``[B, T]`` entropy (nats) of ``pi(. | s_t)`` at each completion position (or ``None``).
+        hidden: ``[B, T, H]`` final hidden state at the position that predicts ``y_t`` - a summary of the
+            state ``s_t`` (or ``None``).
+    """
+
+    logprobs: torch.Tensor
+    entropy: torch.Tensor | None = None
+    hidden: torch.Tensor | None = None
+
+    def sequence_logprobs(self, completion_mask: torch.Tensor) -> torch.Tensor:
+        """``[B]`` log-probability of each whole completion, ``sum_t log pi(y_t | s_t)``."""
+        return (self.logprobs * completion_mask).sum(-1)
+
+
+def completion_logprobs(
+    model: PreTrainedModel,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor,
+    temperature: float = 1.0,
+    return_entropy: bool = False,
+    return_hidden: bool = False,
+) -> PolicyOutput:
+    """Teacher-forced per-token log-probs of completions given their prompts (differentiable).
+
+    Args:
+        model: a causal LM.
+        prompt_ids: ``[B, P]`` left-padded prompts; ``prompt_mask``: ``[B, P]`` 1 on real tokens.
+        completion_ids: ``[B, T]`` right-padded completions; ``completion_mask``: ``[B, T]`` 1 on tokens up
+            to and including the end token.
+        temperature: the policy is ``softmax(logits / temperature)`` (must match how the samples were drawn
+            if the log-probs are to agree with the sampler's).
+        return_entropy: also return ``[B, T]`` per-position entropies.
+        return_hidden: also return ``[B, T, H]`` final hidden states (for a value head). Needs a model with
+            ``base_model`` and ``get_output_embeddings()`` (every ``transformers`` causal LM).
+
+    Returns:
+        :class:`PolicyOutput`; ``logprobs`` is ``[B, T]`` in fp32, zero where ``completion_mask`` is 0.
+    """
+    if temperature <= 0:
+        raise ValueError("temperature must be positive for log-probabilities (greedy decoding has none)")
+    ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    att = torch.cat([prompt_mask, completion_mask], dim=1).long()
+    pos = (att.cumsum(-1) - 1).clamp(min=0)  # the same positions the sampler used
+    P, T = prompt_ids.shape[1], completion_ids.shape[1]
+    hidden = None
+    if return_hidden:
+        out = model.base_model(input_ids=ids, attention_mask=att, position_ids=pos)
+        hidden = out.last_hidden_state[:, P - 1 : P - 1 + T]  # [B, T, H]: the state s_t that predicts y_t
+        logits = model.get_output_embeddings()(hidden)
+    else:
+        logits = model(input_ids=ids, attention_mask=att, position_ids=pos, logits_to_keep=T + 1).logits[:, :-1]
+    logp_all = (logits.float() / temperature).log_softmax(-1)  # [B, T, V]
+    logprobs = gather_logprobs(logp_all, completion_ids) * completion_mask
+    entropy = -(logp_all.exp() * logp_all).sum(-1) if return_entropy else None
+    return PolicyOutput(logprobs, entropy, hidden)
+
+
+def samples_logprobs(model: PreTrainedModel, samples: "Samples", **kwargs: object) -> PolicyOutput:
+    """:func:`completion_logprobs` for a :class:`utils.lm.generation.Samples` (same keyword arguments)."""
+    return completion_logprobs(model, samples.prompt_ids, samples.prompt_mask, samples.completion_ids,
+                               samples.completion_mask, **kwargs)  # type: ignore[arg-type]
+
+
+def sequence_nll_check(model: PreTrainedModel, ids: torch.Tensor, completion_start: int) -> torch.Tensor:
+    """``[1]`` mean NLL of tokens ``ids[:, completion_start:]`` by ``transformers``' own loss (a library check).
+
+    ``ids``: ``[1, L]`` one unpadded sequence. Equals ``-mean_t log pi(y_t | s_t)`` over the completion.
+    """
+    labels = ids.clone()
+    labels[:, :completion_start] = -100
+    return model(input_ids=ids, labels=labels).loss

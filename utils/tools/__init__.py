@@ -1,0 +1,7 @@
+"""Layer 4, tools: the course's command-line helpers (nothing here is imported by a notebook's lesson code).
+
+* ``python -m utils.tools.run_course`` - run notebooks with papermill, write ``build/report.md`` (``make course``);
+* ``python -m utils.tools.nbclean`` - run a notebook in ``smoke`` and strip it for commit;
+* ``python -m utils.tools.colab`` - write the bootstrap cell into every notebook; Colab badges;
+* ``python -m utils.tools.bench`` - sampler speed, per-level baselines and memory of real architectures.
+"""

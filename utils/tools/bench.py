@@ -1,0 +1,235 @@
+"""Measure generation speed and model baselines on the machine at hand (meant for a GPU).
+
+``python -m utils.tools.bench`` runs, in one process:
+
+1. **speed**: the same model, batch and prompts decoded greedily by ``transformers``' ``generate``, by the
+   course's plain sampler and by its fast (static cache + CUDA graph) sampler; tokens per second, peak
+   memory, and whether the three produce the *same* tokens;
+2. **baselines** (``--baselines``): greedy accuracy of the model on each level of the course's world, the
+   numbers that decide where RL needs a cold start (a level it scores 0 on gives RL no reward to learn from);
+3. **memory** (``--arch``): a training step (AdamW, full fine-tuning) and generation of randomly initialised
+   models with the larger ``gpu`` architectures from ``data/configs``, to check the 14 GiB budget.
+
+Results go to ``--out`` (JSON + a markdown table). Example::
+
+    python -m utils.tools.bench --model smollm2-135m --batch 64 --new-tokens 256 --baselines --arch qwen2.5-0.5b --out build/bench
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .. import world
+from ..lm.generation import _sample_batch_static, build_prompts, sample
+from ..lm.models import load_model, random_model
+from ..runtime import gpu_dtype, grad_scaler, seed_everything
+
+LEVELS = [("countdown", 3), ("countdown", 4), ("countdown", 5), ("addition", 2), ("addition", 3), ("addition", 4),
+          ("addition", 5), ("strings", 1), ("strings", 2), ("strings", 3)]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float, float]:
+    """Run ``fn`` once; return (result, seconds, peak MiB allocated on CUDA during it, else nan)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    _sync(device)
+    t0 = time.perf_counter()
+    out = fn()
+    _sync(device)
+    secs = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else float("nan")
+    return out, secs, peak
+
+
+def _cut(ids: list[int], stops: set[int]) -> list[int]:
+    """Tokens up to and including the first stop token."""
+    for i, t in enumerate(ids):
+        if t in stops:
+            return ids[: i + 1]
+    return ids
+
+
+def speed(model_name: str, batch: int, new_tokens: int, dtype: torch.dtype, device: torch.device, repeats: int = 1) -> dict[str, Any]:
+    """Greedy decoding of ``batch`` Countdown prompts by generate / plain / fast; see the module docstring."""
+    model, tok = load_model(model_name, device=str(device), dtype=dtype)
+    problems = world.sample_problems("countdown", 3, batch, split="test", seed=0)
+    prompts = build_prompts(tok, problems)
+    stops = {tok.eos_token_id, tok.pad_token_id} - {None}
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+
+    def hf(n_new: int = new_tokens) -> list[list[int]]:
+        out = model.generate(**enc, max_new_tokens=n_new, do_sample=False, eos_token_id=sorted(stops),
+                             pad_token_id=tok.pad_token_id, top_p=None, top_k=None, temperature=None)
+        return [_cut(r.tolist(), stops) for r in out[:, enc["input_ids"].shape[1]:]]
+
+    def ours(fast: bool) -> Callable[..., list[list[int]]]:
+        def run(n_new: int = new_tokens) -> list[list[int]]:
+            s = sample(model, tok, prompts, n=1, max_new_tokens=n_new, temperature=0.0, batch_size=batch, fast=fast)
+            return [r[: int(n)].tolist() for r, n in zip(s.completion_ids, s.lengths)]
+        return run
+
+    rows: dict[str, dict[str, Any]] = {}
+    outputs: dict[str, list[list[int]]] = {}
+    for name, fn in [("HF generate", hf), ("course sampler, plain", ours(False)), ("course sampler, fast", ours(True))]:
+        fn(16)  # a short warm-up (kernels, cuBLAS handles, the capture code path)
+        best = None
+        for _ in range(repeats):
+            out, secs, peak = _timed(fn, device)
+            if best is None or secs < best[1]:
+                best = (out, secs, peak)
+        out, secs, peak = best
+        steps = max(len(r) for r in out)
+        outputs[name] = out
+        rows[name] = {"seconds": round(secs, 3), "decode steps": steps, "tokens/s (batch x steps)": round(batch * steps / secs),
+                      "generated tokens/s": round(sum(map(len, out)) / secs), "ms per step": round(1000 * secs / steps, 2),
+                      "peak MiB": round(peak, 1)}
+    ref = outputs["HF generate"]
+    for name in rows:
+        same = sum(a == b for a, b in zip(outputs[name], ref))
+        rows[name]["rows identical to generate"] = f"{same}/{batch}"
+        rows[name]["logit margin at first difference (median)"] = _divergence_margin(model, enc, ref, outputs[name])
+    base = rows["HF generate"]["seconds"]
+    for name in rows:
+        rows[name]["speed-up vs generate"] = round(base / rows[name]["seconds"], 2)
+    return {"model": model_name, "dtype": str(dtype).split(".")[-1], "batch": batch, "max new tokens": new_tokens, "rows": rows}
+
+
+@torch.no_grad()
+def _divergence_margin(model: torch.nn.Module, enc: Any, ref: list[list[int]], out: list[list[int]]) -> str:
+    """Where a row differs from the reference, how close was the call? The gap between the two tokens' logits
+    at the first differing step, given the shared prefix (a near-tie is a rounding effect, not a bug)."""
+    margins = []
+    for i, (a, b) in enumerate(zip(ref, out)):
+        j = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), None)
+        if j is None:
+            continue
+        keep = enc["attention_mask"][i].bool()
+        ids = torch.cat([enc["input_ids"][i][keep], torch.tensor(a[:j], device=keep.device, dtype=torch.long)])[None]
+        logits = model(input_ids=ids).logits[0, -1].float()
+        margins.append(abs(float(logits[a[j]] - logits[b[j]])))
+    if not margins:
+        return "-"
+    margins.sort()
+    return f"{margins[len(margins) // 2]:.3f} ({len(margins)} rows)"
+
+
+def baselines(model_name: str, n: int, new_tokens: int, dtype: torch.dtype, device: torch.device, batch: int) -> list[dict[str, Any]]:
+    """Greedy accuracy and format rate of ``model_name`` on ``n`` test problems of each level in :data:`LEVELS`."""
+    model, tok = load_model(model_name, device=str(device), dtype=dtype)
+    rows = []
+    for fam, lvl in LEVELS:
+        probs = world.sample_problems(fam, lvl, n, split="test", seed=0)
+        s = sample(model, tok, build_prompts(tok, probs), max_new_tokens=new_tokens, temperature=0.0, batch_size=batch)
+        acc = sum(world.score(p, t) for p, t in zip(probs, s.texts)) / len(probs)
+        fmt = sum(world.parse_completion(t).answer is not None for t in s.texts) / len(probs)
+        rows.append({"family": fam, "level": lvl, "n": len(probs), "greedy accuracy": round(acc, 3), "format rate": round(fmt, 3),
+                     "example": s.texts[0][:160]})
+    return rows
+
+
+def arch_memory(arch: str, dtype: torch.dtype, device: torch.device, batch: int, length: int) -> dict[str, Any]:
+    """Peak memory of one AdamW full fine-tuning step (autocast) and of fast generation, random weights."""
+    seed_everything(0)
+    model = random_model(arch, device=str(device), dtype=torch.float32)
+    n_params = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    ids = torch.randint(0, model.config.vocab_size, (batch, length), device=device)
+
+    scaler = grad_scaler(dtype, device.type)  # fp16 (a T4) needs loss scaling; bf16 and fp32 do not
+
+    def train_step() -> None:
+        with torch.autocast(device.type, dtype=dtype, enabled=device.type == "cuda"):
+            loss = model(input_ids=ids, labels=ids).loss
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        opt.zero_grad(set_to_none=True)
+
+    train_step()
+    _, secs, peak = _timed(train_step, device)
+    opt.state.clear()  # free AdamW's moments before measuring generation
+    model = model.to(dtype)
+    model.eval()
+    prompt = torch.randint(0, model.config.vocab_size, (64, 64), device=device)
+    mask = torch.ones_like(prompt)
+    def gen() -> None:
+        _sample_batch_static(model, prompt, mask, 256, 1.0, 1.0, [-1], 0, None)
+
+    gen()
+    _, gsecs, gpeak = _timed(gen, device)
+    return {"arch": arch, "parameters (M)": round(n_params / 1e6, 1), "train step": f"full FT, AdamW, {batch}x{length}, autocast {str(dtype).split('.')[-1]}",
+            "train step s": round(secs, 3), "train peak MiB": round(peak, 1),
+            "fast generation 64x256 s": round(gsecs, 2), "generation peak MiB": round(gpeak, 1)}
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    """The tables of a result, as markdown."""
+    out = [f"# Benchmark on {result['device']}", ""]
+    sp = result.get("speed")
+    if sp:
+        out += [f"## Greedy decoding: {sp['model']}, {sp['dtype']}, batch {sp['batch']}, up to {sp['max new tokens']} new tokens", ""]
+        cols = list(next(iter(sp["rows"].values())))
+        out += ["| path | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        out += [f"| {name} | " + " | ".join(str(r[c]) for c in cols) + " |" for name, r in sp["rows"].items()]
+        out.append("")
+    for key, title in [("baselines", "Baselines per level (greedy, test split)"), ("arch", "Larger architectures, random weights")]:
+        rows = result.get(key)
+        if rows:
+            cols = [c for c in rows[0] if c != "example"]
+            out += [f"## {title}", "", "| " + " | ".join(cols) + " |", "|---" * len(cols) + "|"]
+            out += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+            out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--new-tokens", type=int, default=256)
+    ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--baselines", action="store_true")
+    ap.add_argument("--n-baseline", type=int, default=100)
+    ap.add_argument("--arch", nargs="*", default=[])
+    ap.add_argument("--out", default="build/bench")
+    ap.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
+                    help="auto: bf16 on GPUs that have it, else fp16; fp32 on CPU")
+    args = ap.parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = gpu_dtype() if device.type == "cuda" else torch.float32
+    if args.dtype != "auto":
+        dtype = getattr(torch, args.dtype)
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else "CPU"
+    result: dict[str, Any] = {"device": name, "torch": torch.__version__}
+    if not args.no_speed:
+        result["speed"] = speed(args.model, args.batch, args.new_tokens, dtype, device)
+        print(to_markdown(result), flush=True)
+    if args.baselines:
+        result["baselines"] = baselines(args.model, args.n_baseline, args.new_tokens, dtype, device, args.batch)
+    if args.arch:
+        result["arch"] = [arch_memory(a, torch.float16 if device.type == "cuda" else torch.float32, device, 4, 512) for a in args.arch]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(result, indent=1))
+    (out / "bench.md").write_text(to_markdown(result))
+    print(to_markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,38 @@
+"""Layer 0, the world: tasks whose answers and steps are exactly checkable. Imports no torch.
+
+* :mod:`.core` - the :class:`Problem` type, the ``<think>``/``<answer>`` format and its parser, the
+  train/test split, the :class:`Family` and :class:`StepLabel` types.
+* :mod:`.countdown`, :mod:`.addition`, :mod:`.strings`, :mod:`.gsm8k` - the task families (GSM8K online only).
+* :mod:`.registry` - every family registered explicitly; :func:`sample_problems`, :func:`score`,
+  :func:`label_steps` (unknown families raise a ``KeyError``; completions never raise).
+* :mod:`.rewards` - outcome, format and process rewards; TRL reward adapters.
+* :mod:`.preferences` - candidate completions with a hidden true reward, Bradley-Terry labelled pairs.
+
+``from utils import world`` then ``world.sample_problems("countdown", 3, 10)``, ``world.score(p, text)``.
+"""
+from . import addition, countdown, gsm8k, preferences, rewards, strings
+from .core import (
+    ANSWER_CLOSE,
+    ANSWER_OPEN,
+    MAX_PARSE_CHARS,
+    SYSTEM_PROMPT,
+    TEST_FRACTION,
+    THINK_CLOSE,
+    THINK_OPEN,
+    Family,
+    Parsed,
+    Problem,
+    StepLabel,
+    format_completion,
+    parse_completion,
+    split_of,
+    split_steps,
+)
+from .registry import FAMILIES, get_family, iter_problems, label_steps, register, sample_problems, score
+
+__all__ = [
+    "ANSWER_CLOSE", "ANSWER_OPEN", "FAMILIES", "MAX_PARSE_CHARS", "SYSTEM_PROMPT", "TEST_FRACTION", "THINK_CLOSE",
+    "THINK_OPEN", "Family", "Parsed", "Problem", "StepLabel", "addition", "countdown", "format_completion",
+    "get_family", "gsm8k", "iter_problems", "label_steps", "parse_completion", "preferences", "register",
+    "rewards", "sample_problems", "score", "split_of", "split_steps", "strings",
+]
