@@ -109,3 +109,18 @@ def test_trainer_precision_flags_follow_the_dtype():
     assert runtime.trainer_precision("cpu", torch.bfloat16) == {"use_cpu": True, "bf16": False, "fp16": False}
     cpu = sft_config("cpu", torch.float32, max_steps=1)
     assert (cpu.fp16, cpu.bf16, cpu.use_cpu) == (False, False, True)
+
+
+def test_rel_error():
+    from utils.numerics import grads, rel_error
+
+    a = torch.tensor([3.0, 4.0])
+    assert rel_error(a, a) == 0.0 and rel_error(a * 1.01, a) == pytest.approx(0.01)
+    # sequences are one long vector: diff norm 5, reference norm sqrt(9 + 16 + 25)
+    assert rel_error([a, torch.tensor([0.0])], [a, torch.tensor([5.0])]) == pytest.approx(5 / 50**0.5)
+    assert rel_error(torch.zeros(3), torch.zeros(3)) == 0.0 and rel_error(torch.ones(3), torch.zeros(3)) == float("inf")
+    with pytest.raises(ValueError, match="shapes differ"):
+        rel_error(torch.ones(3), torch.ones(4))
+    lin = torch.nn.Linear(2, 1)
+    lin(torch.ones(1, 2)).sum().backward()
+    assert [g.shape for g in grads(lin)] == [torch.Size([1, 2]), torch.Size([1])]

@@ -8,6 +8,7 @@ from utils.lm.batches import loss_mask, marker_batch, sft_batch
 from utils.lm.logprobs import IGNORE, loss_sum_and_count, mle_loss, sequence_mean_loss, token_mean_loss
 from utils.lm.models import new_tiny_model
 from utils.lm.tokenizer import build_tokenizer
+from utils.numerics import grads, rel_error
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +152,7 @@ def test_our_loss_equals_trl_loss(tok, problems, fmt, mode, kw):
     mine = token_mean_loss(model(input_ids=ours["input_ids"], attention_mask=ours["attention_mask"]).logits, ours["labels"])
     mine.backward()
     assert abs(mine.item() - theirs.item()) < 1e-5
-    for a, b in zip(g_trl, (p.grad for p in model.parameters())):
-        assert torch.allclose(a, b, atol=1e-6)
+    assert rel_error(g_trl, grads(model)) < 1e-5  # the same sums in another order: ~1e-7 relative on any CPU
     # with gradient accumulation the Trainer divides by the tokens of all micro-batches
     n_all = int((ours["labels"][:, 1:] != IGNORE).sum())
     halves = [{k: v[i : i + 4] for k, v in batch.items()} for i in (0, 4)]
