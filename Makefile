@@ -2,6 +2,7 @@
 #   make course           set up, then run every notebook (default profile, offline) into build/ + build/report.md
 #   make course NB=03     run one notebook (or a range: NB=01-03); PROFILE=smoke|cpu|gpu to force a profile
 #   make test             set up, lint (ruff), then run every test, notebooks included (smoke profile)
+#   make outputs [NB=03]  run notebooks in cpu and commit-ready their outputs into notebooks/ (what readers see)
 #   make lint             ruff over utils/, tests/ and the notebooks (config in pyproject.toml)
 #   make lab              open JupyterLab on the notebooks with the course's kernel
 #   make models           regenerate data/tiny-base and data/tiny-sft (~22 min on one core; ~20 with --threads 2)
@@ -12,7 +13,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-torch.txt
 NB      ?=
 PROFILE ?=
 
-.PHONY: setup course test lint lab models clean
+.PHONY: setup course outputs test lint lab models clean
 
 setup: $(STAMP)
 
@@ -30,6 +31,9 @@ course: setup
 
 test: setup lint
 	COURSE_PROFILE=smoke $(PY) -m pytest
+
+outputs: setup
+	$(PY) -m utils.tools.run_course --profile cpu --publish $(if $(NB),--nb $(NB))
 
 lint: setup
 	$(VENV)/bin/ruff check --no-cache utils tests notebooks

@@ -72,3 +72,55 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float]], t
     if n > 1:
         ax.legend(fontsize=8)
     return ax
+
+
+# ---------------------------------------------------------------------------------------------- concept diagrams
+#: a node of a concept diagram: ``(x, y, text)`` in axis units (0..1 by default), optionally ``(x, y, text, colour)``
+Node = tuple
+
+
+def diagram(nodes: Mapping[str, Node], edges: Sequence[tuple], title: str = "", ax: plt.Axes | None = None,
+            size: tuple[float, float] = (10.0, 3.2), box_width: float = 0.16, box_height: float = 0.2) -> plt.Axes:
+    """Draw a concept diagram - boxes joined by labelled arrows - so that every notebook's pipeline figure is
+    code a reader can edit (no image files).
+
+    ``nodes``: name -> ``(x, y, text[, colour])`` with centres in ``[0, 1]``; ``edges``: ``(from, to[, label[, style]])``
+    with ``style`` ``"-"`` (solid, default) or ``"--"`` (dashed: a signal that does not carry gradient, a loop back).
+    Returns the axes (frameless). Example::
+
+        diagram({"x": (0.1, 0.5, "prompt x"), "pi": (0.4, 0.5, "policy pi"), "r": (0.75, 0.5, "verifier r")},
+                [("x", "pi"), ("pi", "r", "completion y"), ("r", "pi", "reward", "--")], title="RL on a verifier")
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=size)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.axis("off")
+    bbox = ax.get_window_extent()
+    aspect = bbox.width / max(bbox.height, 1.0)  # arcs bend in display space: convert their offsets to axis units
+    boxes = {}
+    for i, (name, node) in enumerate(nodes.items()):
+        x, y, text = node[:3]
+        colour = node[3] if len(node) > 3 else PALETTE[i % len(PALETTE)]
+        boxes[name] = (x, y)
+        ax.text(x, y, text, ha="center", va="center", fontsize=9, wrap=True,
+                bbox=dict(boxstyle="round,pad=0.45", fc=matplotlib.colors.to_rgba(colour, 0.15), ec=colour, lw=1.4))
+    for edge in edges:
+        a, b = edge[0], edge[1]
+        label = edge[2] if len(edge) > 2 else ""
+        style = edge[3] if len(edge) > 3 else "-"
+        if a not in boxes or b not in boxes:
+            raise KeyError(f"edge {a!r} -> {b!r} names a node that is not in nodes ({sorted(boxes)})")
+        (x0, y0), (x1, y1) = boxes[a], boxes[b]
+        bend = 0.35 if style == "--" or (x1 < x0 and abs(y1 - y0) < 1e-6) else 0.0
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
+                    arrowprops=dict(arrowstyle="-|>", color="0.35", lw=1.3, ls=style, shrinkA=30, shrinkB=30,
+                                    connectionstyle=f"arc3,rad={bend}"))
+        if label:  # on the curve's midpoint (a quadratic Bezier's, as matplotlib's arc3 draws it), a little above a line
+            mx = (x0 + x1) / 2 + bend * (y1 - y0) / 2 / aspect
+            my = (y0 + y1) / 2 - bend * (x1 - x0) / 2 * aspect + (0 if bend else 0.06)
+            ax.text(mx, my, label, ha="center", va="center", fontsize=8, color="0.25", style="italic",
+                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+    if title:
+        ax.set_title(title)
+    return ax

@@ -5,6 +5,7 @@
     python -m utils.tools.run_course --nb 01-03 --profile cpu
     python -m utils.tools.run_course --nb 00,02 --profile gpu          # the GPU profile: time and GPU memory per notebook
     python -m utils.tools.run_course --profile gpu --dry-run           # gpu code path at smoke sizes (even without a GPU)
+    python -m utils.tools.run_course --profile cpu --publish --nb 03   # refresh notebook 03's committed outputs
 
 Executed copies go to ``build/notebooks/`` (the sources are never modified). Each notebook's
 :class:`utils.report.Report` writes its metrics and self-checks to ``build/report/<name>.json``;
@@ -73,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", choices=["smoke", "cpu", "gpu"], help="force a profile (default: the notebooks' own)")
     ap.add_argument("--out", type=Path, default=ROOT / "build")
     ap.add_argument("--dry-run", action="store_true", help="with --profile gpu: the gpu code path at smoke sizes (COURSE_DRY_RUN=1)")
+    ap.add_argument("--publish", action="store_true",
+                    help="with --profile cpu: write each successful run's outputs into notebooks/ (utils.tools.outputs)")
     args = ap.parse_args(argv)
+    if args.publish and args.profile != "cpu":
+        ap.error("--publish needs --profile cpu: the committed outputs are the cpu profile's")
     if args.dry_run:
         os.environ["COURSE_DRY_RUN"] = "1"
 
@@ -104,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         row.update(notebook=name, wall_seconds=wall, result="ok" if error is None else "FAILED", error=error)
         rows.append(row)
         print(f"    {row['result']} in {wall:.0f} s" + (f": {error}" if error else ""), flush=True)
+        if args.publish and error is None:
+            from .outputs import publish
+
+            publish(out_nb / nb.name, nb, "cpu", device=row.get("device", ""))
+            print(f"    outputs published into {nb.relative_to(ROOT)}", flush=True)
     report = out / "report.md"
     report.write_text(render(rows))
     print(f"report: {report}")
