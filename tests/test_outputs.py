@@ -35,7 +35,8 @@ def _pair(tmp_path):
     run.cells[3].outputs = [
         nbformat.v4.new_output("stream", name="stdout", text="1\n"),
         nbformat.v4.new_output("stream", name="stderr", text="training: 100%|#####| 10/10\r"),
-        nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "x"}}),
+        nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "x"},
+                                                     "text/plain": "training:   0%|          | 0/10"}),
         nbformat.v4.new_output("display_data", data={"image/png": _png(), "text/plain": "<Figure>"}),
     ]
     run.metadata["widgets"] = {"state": "a lot"}

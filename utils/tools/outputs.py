@@ -66,17 +66,15 @@ def _shrink_png(data: str) -> str:
 
 def clean_outputs(outputs: list[Any]) -> list[Any]:
     """Keep what a reader should see: results, tables, figures, errors. Drop stderr (progress bars, warnings)
-    and widget payloads; shrink PNGs."""
+    and widgets (with their text fallbacks); shrink PNGs."""
     kept = []
     for out in outputs:
         out = copy.deepcopy(out)
         if out.get("output_type") == "stream" and out.get("name") == "stderr":
             continue
         if "data" in out:
-            for mime in DROP_MIME:
-                out["data"].pop(mime, None)
-            if not out["data"]:
-                continue
+            if any(mime in out["data"] for mime in DROP_MIME):
+                continue  # a widget (tqdm's progress bar); its text/plain fallback is a frozen "0%|   |"
             if "image/png" in out["data"]:
                 png = out["data"]["image/png"]
                 out["data"]["image/png"] = _shrink_png(png if isinstance(png, str) else "".join(png))
