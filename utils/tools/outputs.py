@@ -111,8 +111,9 @@ def publish(executed: Path, source: Path, profile: str = "cpu", device: str = ""
     return filled
 
 
-def problems(path: Path) -> list[str]:
-    """What is wrong with a notebook's committed outputs ([] when they are current)."""
+def problems(path: Path, need_figure: bool = True) -> list[str]:
+    """What is wrong with a notebook's committed outputs ([] when they are current); ``need_figure``: a chapter
+    must show at least one figure (a solutions notebook need not)."""
     nb = nbformat.read(str(path), as_version=4)
     meta = nb.metadata.get(KEY, {})
     out = []
@@ -123,7 +124,7 @@ def problems(path: Path) -> list[str]:
     if meta and meta.get("outputs") != "cpu":
         out.append(f"outputs come from the {meta.get('outputs')!r} profile, not cpu")
     code = [c for c in nb.cells if c.cell_type == "code"]
-    if code and not any("image/png" in o.get("data", {}) for c in code for o in c.get("outputs", [])):
+    if need_figure and code and not any("image/png" in o.get("data", {}) for c in code for o in c.get("outputs", [])):
         out.append("no figure in the outputs")
     for c in code:
         for o in c.get("outputs", []):
@@ -143,15 +144,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="folder of executed copies to publish (default: build/notebooks)")
     ap.add_argument("notebooks", nargs="*", type=Path)
     args = ap.parse_args(argv)
-    paths = args.notebooks or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    paths = args.notebooks or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")) + sorted(NOTEBOOKS.glob("solutions/[0-9][0-9]_*.ipynb"))
     bad = 0
     for path in paths:
         if args.check:
-            issues = problems(path)
+            issues = problems(path, need_figure=path.parent.name != "solutions")
             bad += bool(issues)
             print(f"{path.name}: {'; '.join(issues) if issues else 'current'}")
         else:
-            n = publish(args.src / path.name, path)
+            n = publish(args.src / path.resolve().relative_to(NOTEBOOKS), path)
             print(f"{path.name}: outputs of {n} code cells published")
     return 1 if bad else 0
 

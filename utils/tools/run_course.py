@@ -114,6 +114,17 @@ def main(argv: list[str] | None = None) -> int:
 
             publish(out_nb / nb.name, nb, "cpu", device=row.get("device", ""))
             print(f"    outputs published into {nb.relative_to(ROOT)}", flush=True)
+            solution = NOTEBOOKS / "solutions" / nb.name
+            if solution.exists():  # its solutions notebook: run in cpu too, and published with its outputs
+                (out_nb / "solutions").mkdir(exist_ok=True)
+                try:
+                    pm.execute_notebook(str(solution), str(out_nb / "solutions" / nb.name), parameters={"PROFILE": "cpu"},
+                                        cwd=str(solution.parent), kernel_name="python3", progress_bar=False, log_output=False)
+                    publish(out_nb / "solutions" / nb.name, solution, "cpu", device=row.get("device", ""))
+                    print(f"    solutions published into {solution.relative_to(ROOT)}", flush=True)
+                except Exception as e:  # noqa: BLE001 - reported in the row, like a chapter's failure
+                    row.update(result="FAILED", error=f"solutions notebook: {str(getattr(e, 'evalue', e)).splitlines()[0][:300]}")
+                    print(f"    solutions FAILED: {row['error']}", flush=True)
     report = out / "report.md"
     report.write_text(render(rows))
     print(f"report: {report}")
