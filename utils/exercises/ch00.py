@@ -73,7 +73,92 @@ def _t_reward_garbage(fn: Callable) -> None:
         assert r in (0.0, 0.5, 1.0), f"reward must be 0, 0.5 or 1, got {r!r} for {str(j)[:60]!r}"
 
 
+# ---------------------------------------------------------------- 00.3: pass@k with a standard error over problems
+def _ref_pass_se(correct: Any, k: int) -> tuple[float, float]:
+    import numpy as np
+
+    a = np.asarray(correct, dtype=float)
+    n = a.shape[1]
+    per = np.array([1.0 - comb(n - int(c), k) / comb(n, k) for c in a.sum(1)])
+    return float(per.mean()), float(per.std(ddof=1) / np.sqrt(len(per)))
+
+
+def _pair(out: Any) -> tuple[float, float]:
+    assert isinstance(out, (tuple, list)) and len(out) == 2, f"return a pair (mean, standard error), got {out!r}"
+    return float(out[0]), float(out[1])
+
+
+def _t_se_hand(fn: Callable) -> None:
+    """a 3-problem example by hand: per-problem pass@2 = 5/6, 1/2, 0 (n = 4 samples each)"""
+    import numpy as np
+
+    correct = np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]])
+    # pass@2 with n=4: c=2 -> 1 - C(2,2)/C(4,2) = 5/6, c=1 -> 1 - C(3,2)/C(4,2) = 1/2, c=0 -> 0
+    want = _ref_pass_se(correct, 2)
+    got = _pair(fn(correct, 2))
+    assert abs(got[0] - want[0]) < 1e-9, f"mean pass@2 should be {want[0]:.6f} (unbiased estimator per problem), got {got[0]:.6f}"
+    assert abs(got[1] - want[1]) < 1e-9, (f"standard error should be {want[1]:.6f} (sample std with ddof=1 of the "
+                                          f"per-problem estimates, over sqrt(#problems)), got {got[1]:.6f}")
+
+
+def _t_se_random(fn: Callable) -> None:
+    """agrees with the reference on random 0/1 sample matrices of several shapes and k"""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for P, n in [(2, 1), (5, 4), (40, 16), (200, 10)]:
+        p = rng.uniform(0, 1, size=(P, 1))
+        correct = (rng.uniform(size=(P, n)) < p).astype(int)
+        for k in sorted({1, max(1, n // 2), n}):
+            want, got = _ref_pass_se(correct, k), _pair(fn(correct, k))
+            assert abs(got[0] - want[0]) < 1e-9 and abs(got[1] - want[1]) < 1e-9, (
+                f"P={P}, n={n}, k={k}: expected (mean, s.e.) = ({want[0]:.6f}, {want[1]:.6f}), got ({got[0]:.6f}, {got[1]:.6f})")
+
+
+def _t_se_problems_not_samples(fn: Callable) -> None:
+    """the error bar is over problems: identical problems give s.e. 0, however noisy each one's samples"""
+    import numpy as np
+
+    correct = np.tile(np.array([[1, 0, 1, 0, 0, 0, 0, 0]]), (30, 1))
+    mean, se = _pair(fn(correct, 3))
+    assert abs(se) < 1e-12, f"30 identical problems: the spread of per-problem estimates is 0, so s.e. = 0, got {se}"
+    assert abs(mean - (1 - comb(6, 3) / comb(8, 3))) < 1e-9, f"mean pass@3 should be {1 - comb(6, 3) / comb(8, 3):.6f}, got {mean}"
+
+
+# ---------------------------------------------------------------- 00.4: majority vote with ties broken at random
+def _t_vote_clear(fn: Callable) -> None:
+    """a clear majority: 1.0 if the most frequent answer is correct, else 0.0"""
+    cases = [(["5", "5", "7"], [True, True, False], 1.0), (["5", "7", "7"], [True, False, False], 0.0),
+             (["12"], [True], 1.0), (["3", "3", "3", "4"], [False, False, False, True], 0.0)]
+    for answers, correct, want in cases:
+        got = fn(answers, correct)
+        assert abs(float(got) - want) < 1e-9, f"vote({answers}, {correct}) should be {want}, got {got}"
+
+
+def _t_vote_ties(fn: Callable) -> None:
+    """ties: the chance that a uniformly random winner among the tied answers is correct"""
+    cases = [(["5", "7"], [True, False], 0.5), (["7", "5"], [False, True], 0.5),
+             (["9", "5", "5", "7", "7"], [False, True, True, False, False], 0.5),
+             (["1", "2", "3"], [False, False, True], 1 / 3), (["2", "1", "1", "2", "3", "3"], [True, False, False, True, False, False], 1 / 3)]
+    for answers, correct, want in cases:
+        got = fn(answers, correct)
+        assert abs(float(got) - want) < 1e-9, f"vote({answers}, {correct}) should be {want:.4f} (a tie), got {got}"
+
+
+def _t_vote_abstain(fn: Callable) -> None:
+    """None and blank answers abstain; whitespace does not split votes; no votes at all gives 0.0"""
+    cases = [([" 7", "7 ", None, None, "3"], [True, True, False, False, False], 1.0),
+             ([None, None, None, "4"], [False, False, False, True], 1.0),
+             (["", " ", None, "4", "8"], [False, False, False, True, False], 0.5),
+             ([None, None], [False, False], 0.0), (["", "  "], [False, False], 0.0)]
+    for answers, correct, want in cases:
+        got = fn(answers, correct)
+        assert abs(float(got) - want) < 1e-9, f"vote({answers}, {correct}) should be {want}, got {got}"
+
+
 EXERCISES: dict[str, tuple[str, list[Test]]] = {
     "00.1": ("the unbiased pass@k estimator", [_t_pass_edge, _t_pass_brute, _t_pass_large]),
     "00.2": ("a reward function that never crashes", [_t_reward_values, _t_reward_garbage]),
+    "00.3": ("pass@k with a standard error over problems", [_t_se_hand, _t_se_random, _t_se_problems_not_samples]),
+    "00.4": ("majority vote with ties broken at random", [_t_vote_clear, _t_vote_ties, _t_vote_abstain]),
 }
