@@ -109,6 +109,24 @@ def test_grad_accumulation_matches_one_big_batch(tok, problems):
         assert torch.allclose(p, q, atol=1e-6)
 
 
+def test_sequence_average_under_accumulation(tok, problems):
+    """average="sequence": micro-batches add up to the whole batch's per-sequence mean, a different objective."""
+    convs = sft.conversations(problems[:8], cot=False)
+    full = sft_batch(tok, convs)
+    model = new_tiny_model(seed=1)[0]
+    model.zero_grad()
+    want = sequence_mean_loss(model(input_ids=full["input_ids"], attention_mask=full["attention_mask"]).logits, full["labels"])
+    want.backward()
+    g_want = grads(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the step leaves the weights, we read the gradient
+    got = sft.sft_step(model, opt, [sft_batch(tok, convs[:3]), sft_batch(tok, convs[3:])], clip=None, average="sequence")
+    assert abs(got - want.item()) < 1e-5 and rel_error(grads(model), g_want) < 1e-5
+    token = sft.sft_step(model, opt, [full], clip=None)
+    assert abs(token - got) > 1e-4  # the token mean is another number
+    with pytest.raises(ValueError):
+        sft.sft_step(model, opt, [full], average="row")
+
+
 def test_train_sft_lowers_the_loss(tok, problems):
     model, _ = new_tiny_model(seed=0)
     losses = sft.train_sft(model, tok, sft.conversations(problems, cot=False), steps=8, batch_size=4, lr=3e-3, warmup=2, grad_accum=2)

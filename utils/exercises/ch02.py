@@ -7,12 +7,17 @@ from typing import Any, Callable
 Test = Callable[[Callable[..., Any]], None]
 
 
-# ---------------------------------------------------------------- 02.1: assistant-only labels, any template
-def _no_marker_tokenizer():
+# ---------------------------------------------------------------- 02.1: labels on chosen assistant turns, any template
+#: a template with plain-text role headers (``user: ...<|end|>assistant: ...``): no special role tokens, no markers
+PLAIN_TEMPLATE = ("{%- for message in messages -%}{{ message['role'] }}: {{ message['content'] }}<|end|>{%- endfor -%}"
+                  "{%- if add_generation_prompt -%}assistant: {%- endif -%}")
+
+
+def _no_marker_tokenizer(template: str | None = None):
     from ..lm.tokenizer import CHAT_TEMPLATE, build_tokenizer
 
     tok = build_tokenizer()
-    tok.chat_template = CHAT_TEMPLATE.replace("{% generation %}", "").replace("{% endgeneration %}", "")
+    tok.chat_template = template or CHAT_TEMPLATE.replace("{% generation %}", "").replace("{% endgeneration %}", "")
     return tok
 
 
@@ -30,38 +35,59 @@ def _sft_conversations() -> list[list[dict[str, str]]]:
     return convs
 
 
-def _expected_labels(tok, messages) -> list[int]:
-    from ..lm.batches import marker_batch
-    from ..lm.tokenizer import build_tokenizer
+def _expected_turn_labels(tok, messages, turns) -> list[int]:
+    """The reference: spans of the assistant turns from rendered prefixes (:func:`utils.lm.batches.turn_spans`)."""
+    from ..lm.batches import turn_spans
 
-    ref = marker_batch(build_tokenizer(), [messages])  # the {% generation %} markers' answer
-    return ref["labels"][0].tolist()
+    ids, spans = turn_spans(tok, messages)
+    chosen = {k % len(spans) for k in turns}
+    labels = [-100] * len(ids)
+    for k in sorted(chosen):
+        a, b = spans[k]
+        labels[a:b] = ids[a:b]
+    return labels
 
 
-def _t_labels_marked(fn: Callable) -> None:
-    """single- and multi-turn conversations, tiny template: every assistant turn (content + <|end|>), nothing else"""
+def _check_turn_labels(fn: Callable, tok, msgs, turns, where: str) -> None:
+    want = _expected_turn_labels(tok, msgs, turns)
+    ids = tok.apply_chat_template(msgs, tokenize=True, return_dict=True)["input_ids"]
+    got = [int(x) for x in fn(tok, msgs, list(turns))]
+    assert len(got) == len(ids), f"{where}: need one label per token of the rendered chat ({len(ids)}), got {len(got)}"
+    if got != want:
+        bad = next(i for i, (a, b) in enumerate(zip(got, want)) if a != b)
+        raise AssertionError(f"{where}, {len(msgs)}-message conversation, turns={list(turns)}: first wrong label at "
+                             f"position {bad} (token {tok.decode([ids[bad]])!r}): expected {want[bad]}, got {got[bad]}")
+
+
+def _t_turns_all(fn: Callable) -> None:
+    """every assistant turn chosen, tiny template: each turn's content and <|end|> carry loss, nothing else"""
     from ..lm.tokenizer import build_tokenizer
 
     tok = build_tokenizer()
     for msgs in _sft_conversations():
-        want = _expected_labels(tok, msgs)
-        got = list(fn(tok, msgs))
-        ids = tok.apply_chat_template(msgs, tokenize=True, return_dict=True)["input_ids"]
-        assert len(got) == len(ids), f"need one label per token of the rendered chat ({len(ids)}), got {len(got)}"
-        if got != want:
-            bad = next(i for i, (a, b) in enumerate(zip(got, want)) if a != b)
-            raise AssertionError(f"{len(msgs)}-message conversation: first wrong label at position {bad} "
-                                 f"(token {tok.decode([ids[bad]])!r}): expected {want[bad]}, got {got[bad]}")
+        n = sum(m["role"] == "assistant" for m in msgs)
+        _check_turn_labels(fn, tok, msgs, range(n), "tiny template")
 
 
-def _t_labels_unmarked(fn: Callable) -> None:
-    """works for a template WITHOUT {% generation %} markers (build the mask from the template's prefixes)"""
-    tok = _no_marker_tokenizer()
-    for msgs in _sft_conversations():
-        want = _expected_labels(tok, msgs)
-        got = list(fn(tok, msgs))
-        assert got == want, (f"{len(msgs)}-message conversation: labels differ from the reference "
-                             f"({sum(a != b for a, b in zip(got, want))} positions)")
+def _t_turns_some(fn: Callable) -> None:
+    """only the chosen assistant turns (0 = the first reply, -1 = the last), counted over assistant turns only"""
+    from ..lm.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    convs = _sft_conversations()
+    three, with_system = convs[-1], convs[-2]
+    for msgs, turns in [(three, [0]), (three, [1]), (three, [-1]), (three, [0, 2]), (three, []),
+                        (with_system, [0]), (with_system, [-1]), (convs[0], [-1])]:
+        _check_turn_labels(fn, tok, msgs, turns, "tiny template")
+
+
+def _t_turns_unmarked(fn: Callable) -> None:
+    """works for templates WITHOUT {% generation %} markers, also with plain-text role headers (render prefixes)"""
+    convs = _sft_conversations()
+    for tok, where in [(_no_marker_tokenizer(), "tiny template without markers"),
+                       (_no_marker_tokenizer(PLAIN_TEMPLATE), "plain-text template 'user: ...<|end|>assistant: ...'")]:
+        for msgs, turns in [(convs[3], [0, 1]), (convs[-1], [1]), (convs[-1], [-1, 0]), (convs[1], [0])]:
+            _check_turn_labels(fn, tok, msgs, turns, where)
 
 
 # ---------------------------------------------------------------- 02.2: loss on the last turn only
@@ -127,6 +153,6 @@ def _t_last_turn_grad(fn: Callable) -> None:
 
 
 EXERCISES: dict[str, tuple[str, list[Test]]] = {
-    "02.1": ("assistant-only SFT labels for any chat template", [_t_labels_marked, _t_labels_unmarked]),
+    "02.1": ("SFT labels on chosen assistant turns, for any chat template", [_t_turns_all, _t_turns_some, _t_turns_unmarked]),
     "02.2": ("the SFT loss on the last assistant turn only", [_t_last_turn_value, _t_last_turn_single, _t_last_turn_grad]),
 }

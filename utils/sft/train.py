@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Literal, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -23,9 +23,11 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..checkpoint import Checkpoint, as_checkpoint, data_checksum
 from ..lm.batches import Conversation, MaskMode, Message, sft_batch
-from ..lm.logprobs import IGNORE, loss_sum_and_count
+from ..lm.logprobs import IGNORE, loss_sum_and_count, token_logprobs
 from ..lm.training import cosine_schedule, epoch_batches, shuffled, train_lm
 from ..world import Problem
+
+Average = Literal["token", "sequence"]
 
 
 def clone(model: PreTrainedModel) -> PreTrainedModel:
@@ -33,11 +35,20 @@ def clone(model: PreTrainedModel) -> PreTrainedModel:
     return copy.deepcopy(model)
 
 
+def _sequence_mean_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum over the rows of each row's mean token NLL (rows without loss tokens add nothing)."""
+    y = labels[:, 1:]
+    m = (y != IGNORE).float()
+    nll = -(token_logprobs(logits[:, :-1], y) * m).sum(-1)
+    return (nll / m.sum(-1).clamp(min=1)).sum()
+
+
 def sft_step(
     model: PreTrainedModel,
     opt: torch.optim.Optimizer,
     micro_batches: Sequence[dict[str, torch.Tensor]],
     clip: float | None = 1.0,
+    average: Average = "token",
 ) -> float:
     """One optimizer step over ``micro_batches`` (gradient accumulation), returning the token-mean loss.
 
@@ -45,16 +56,25 @@ def sft_step(
     accumulated gradient equals the gradient of one big batch's token-mean loss - what ``transformers``'
     Trainer does with ``num_items_in_batch``. (Averaging per-micro-batch means instead would weight
     tokens of short micro-batches more.)
+
+    ``average="sequence"``: the other objective (:func:`utils.lm.logprobs.sequence_mean_loss`) - each
+    conversation's mean token loss, averaged over the conversations of *all* micro-batches (rows without
+    loss tokens are skipped), so a short answer weighs as much as a long one.
     """
+    if average not in ("token", "sequence"):
+        raise ValueError(f"average must be 'token' or 'sequence', got {average!r}")
     device = next(model.parameters()).device
-    total = sum(int((mb["labels"][:, 1:] != IGNORE).sum()) for mb in micro_batches)
+    if average == "token":
+        total = sum(int((mb["labels"][:, 1:] != IGNORE).sum()) for mb in micro_batches)
+    else:
+        total = sum(int(((mb["labels"][:, 1:] != IGNORE).sum(-1) > 0).sum()) for mb in micro_batches)
     opt.zero_grad(set_to_none=True)
     loss_value = 0.0
     for mb in micro_batches:
         mb = {k: v.to(device) for k, v in mb.items()}
         labels = mb.pop("labels")
         logits = model(**mb).logits
-        s, _ = loss_sum_and_count(logits, labels)
+        s = loss_sum_and_count(logits, labels)[0] if average == "token" else _sequence_mean_sum(logits, labels)
         loss = s / max(total, 1)
         loss.backward()
         loss_value += float(loss.detach())
@@ -81,10 +101,13 @@ def train_sft(
     desc: str = "SFT",
     checkpoint: "str | Path | Checkpoint | None" = None,
     save_every: int = 50,
+    average: Average = "token",
 ) -> list[float]:
     """Supervised fine-tuning from scratch: AdamW, warm-up + cosine schedule, loss per :func:`sft_batch`.
 
     ``checkpoint``: a file to save to every ``save_every`` steps and to resume from (:mod:`utils.checkpoint`).
+    ``average``: ``"token"`` (default, TRL's objective) or ``"sequence"`` (each conversation's mean first, see
+    :func:`sft_step`).
 
     Walks through ``convs`` in a seeded shuffled order (several epochs if needed); each step uses
     ``batch_size`` conversations split into ``grad_accum`` micro-batches. Returns the loss of every step.
@@ -100,6 +123,8 @@ def train_sft(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_schedule(s, steps, warmup))
     settings = dict(loop="train_sft", data=data_checksum(convs), steps=steps, batch_size=batch_size, lr=lr, warmup=warmup, mode=mode,
                     grad_accum=grad_accum, max_length=max_length, weight_decay=weight_decay, clip=clip, seed=seed)
+    if average != "token":  # only then: checkpoints of token-mean runs keep their fingerprint
+        settings["average"] = average
     ckpt = as_checkpoint(checkpoint, settings, save_every)
     start, losses = ckpt.resume(model, opt, sched) if ckpt else (0, [])
     model.train()
@@ -108,7 +133,7 @@ def train_sft(
     for step in bar:
         idx = order[step * batch_size : (step + 1) * batch_size]
         mbs = [sft_batch(tok, [convs[i] for i in idx[j : j + micro]], mode, max_length) for j in range(0, batch_size, micro)]
-        losses.append(sft_step(model, opt, mbs, clip))
+        losses.append(sft_step(model, opt, mbs, clip, average))
         sched.step()
         if ckpt:
             ckpt.save_if_due(step + 1, steps, model, opt, sched, losses)

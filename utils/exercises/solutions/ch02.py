@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 
-def assistant_labels(tok, messages: list[dict[str, str]]) -> list[int]:
-    """02.1: render growing prefixes of the conversation; an assistant turn's tokens are those between
-    ``messages[:i]`` + generation prompt (the role marker stays context) and ``messages[:i+1]``."""
+def turn_labels(tok, messages: list[dict[str, str]], turns) -> list[int]:
+    """02.1: render growing prefixes of the conversation; assistant turn k's tokens are those between
+    ``messages[:i]`` + generation prompt (the role marker stays context) and ``messages[:i+1]``, where ``i`` is
+    the position of the k-th assistant message. ``turns`` count assistant turns only; negative = from the end."""
 
     def ids(msgs, gen=False):
         return list(tok.apply_chat_template(msgs, tokenize=True, return_dict=True, add_generation_prompt=gen)["input_ids"]) if msgs else []
 
     full = ids(messages)
+    where = [i for i, m in enumerate(messages) if m["role"] == "assistant"]  # message index of each assistant turn
     labels = [-100] * len(full)
-    for i, m in enumerate(messages):
-        if m["role"] == "assistant":
-            a, b = len(ids(messages[:i], gen=True)), len(ids(messages[: i + 1]))
-            labels[a:b] = full[a:b]
+    for k in {k % len(where) for k in turns}:
+        i = where[k]
+        a, b = len(ids(messages[:i], gen=True)), len(ids(messages[: i + 1]))
+        labels[a:b] = full[a:b]
     return labels
 
 
