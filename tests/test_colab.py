@@ -32,6 +32,16 @@ def test_every_notebook_has_the_same_bootstrap_and_badge(path):
     assert f'COURSE_REPO = "{colab.COURSE_REPO}"' in colab.BOOTSTRAP
 
 
+SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solutions_notebooks_start_with_the_same_bootstrap(path):
+    cells = json.loads(path.read_text())["cells"]
+    assert "".join(cells[colab.bootstrap_index(cells)]["source"]) == colab.BOOTSTRAP, "run `python -m utils.tools.colab`"
+    assert path in colab.notebooks_with_bootstrap()
+
+
 def test_colab_requirements_are_the_course_pins_without_torch_or_jupyter():
     colab_pins, all_pins = _pins(ROOT / "requirements-colab.txt"), _pins(ROOT / "requirements.txt")
     assert colab_pins and all(all_pins.get(k) == v for k, v in colab_pins.items())

@@ -57,14 +57,29 @@ def badge(notebook: str) -> str:
     return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(notebook)})"
 
 
+def notebooks_with_bootstrap() -> list[Path]:
+    """The chapters and their solutions notebooks: every notebook that starts with the bootstrap cell."""
+    folder = ROOT / "notebooks"
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb")) + sorted(folder.glob("solutions/[0-9][0-9]_*.ipynb"))
+
+
+def bootstrap_index(cells: list[dict]) -> int:
+    """Index of the bootstrap cell: the first code cell, which must start with ``# Setup``."""
+    i = next((i for i, c in enumerate(cells) if c["cell_type"] == "code"), None)
+    if i is None or not "".join(cells[i]["source"]).startswith("# Setup"):
+        raise ValueError("the first code cell is not the bootstrap cell (it starts with '# Setup')")
+    return i
+
+
 def sync(notebooks: list[Path] | None = None) -> list[Path]:
-    """Write :data:`BOOTSTRAP` into cell 2 of each notebook; returns the notebooks that changed."""
+    """Write :data:`BOOTSTRAP` into the first code cell of each notebook; returns the notebooks that changed."""
     changed = []
-    for path in notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+    for path in notebooks or notebooks_with_bootstrap():
         nb = json.loads(path.read_text())
-        cell = nb["cells"][2]
-        if cell["cell_type"] != "code" or not "".join(cell["source"]).startswith("# Setup"):
-            raise ValueError(f"{path.name}: cell 2 is not the bootstrap cell")
+        try:
+            cell = nb["cells"][bootstrap_index(nb["cells"])]
+        except ValueError as e:
+            raise ValueError(f"{path.name}: {e}") from None
         if "".join(cell["source"]) != BOOTSTRAP:
             cell["source"] = BOOTSTRAP.splitlines(keepends=True)
             path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
