@@ -226,3 +226,90 @@ def test_reinforce_backward_in_micro_batches_equals_one_pass(random_tiny):
         pg.reinforce_backward(model, s, adv[:5])
     with pytest.raises(ValueError, match="micro_batch"):
         pg.reinforce_backward(model, s, adv, 0)
+
+
+def test_group_mean_advantage_is_a_rescaled_leave_one_out_advantage():
+    """Per sample, r_i - mean_G(r) = (G-1)/G * (r_i - mean_{j != i} r_j): a constant factor, not a bias in direction."""
+    g = torch.Generator().manual_seed(3)
+    for G in (2, 4, 8):
+        r = torch.rand(5 * G, generator=g)
+        assert torch.allclose(pg.advantages(r, "group_mean", G), (G - 1) / G * pg.advantages(r, "leave_one_out", G), atol=1e-6)
+    r = torch.rand(12, generator=g)
+    assert torch.allclose(pg.advantages(r, "batch_mean"), 11 / 12 * pg.advantages(r, "leave_one_out", 12), atol=1e-6)
+
+
+def test_std_normalized_advantages_match_grpo_and_trl():
+    # one success out of G: the success gets (G-1)/sqrt(G), each failure -1/sqrt(G) (up to eps)
+    for G in (2, 4, 8):
+        r = torch.zeros(G)
+        r[0] = 1.0
+        a = pg.std_normalized_advantages(r, G)
+        assert a[0].item() == pytest.approx((G - 1) / G**0.5, rel=1e-3)
+        assert torch.allclose(a[1:], torch.full((G - 1,), -1 / G**0.5), rtol=1e-3)
+        assert torch.allclose(a, G**0.5 * pg.advantages(r, "group_mean", G), rtol=1e-3)
+    # a zero-variance group gets zeros, not NaN; groups are normalised separately
+    r = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0])
+    a = pg.std_normalized_advantages(r, 4)
+    assert torch.equal(a[:4], torch.zeros(4)) and torch.isfinite(a).all()
+    assert torch.equal(pg.advantages(r, "grpo", 4), a)
+    # invariant to an affine change of the reward; the same numbers as TRL's GRPOTrainer formula
+    g = torch.Generator().manual_seed(0)
+    r = torch.rand(24, generator=g)
+    assert torch.allclose(pg.std_normalized_advantages(3 * r + 7, 6), pg.std_normalized_advantages(r, 6), atol=1e-3)
+    trl_utils = pytest.importorskip("trl.trainer.utils")
+    grouped = r.view(-1, 6)
+    std = trl_utils.nanstd(grouped, dim=1).repeat_interleave(6)
+    trl_adv = (r - grouped.mean(1).repeat_interleave(6)) / (std + 1e-4)
+    assert torch.allclose(pg.std_normalized_advantages(r, 6), trl_adv, atol=1e-6)
+    with pytest.raises(ValueError):
+        pg.std_normalized_advantages(r, 1)
+
+
+def test_policy_loss_aggregations_weight_tokens_as_documented():
+    logp = torch.randn(2, 5, requires_grad=True)
+    mask = torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]])          # a 2-token and a 5-token completion
+    adv = torch.tensor([1.0, -1.0])
+    assert torch.equal(pg.policy_loss(logp, mask, adv, "sum"), pg.reinforce_loss(logp, mask, adv))
+    weights = {}
+    for agg in pg.LOSS_AGGREGATIONS:
+        (gr,) = torch.autograd.grad(pg.policy_loss(logp, mask, adv, agg), logp)
+        weights[agg] = -gr / adv[:, None]                              # w_{b,t}
+    m = mask.float()
+    assert torch.allclose(weights["sum"], m / 2)
+    assert torch.allclose(weights["sequence_mean"], m / (2 * m.sum(1, keepdim=True)))
+    assert torch.allclose(weights["token_mean"], m / 7)
+    # every sequence weighs the same under the per-sequence mean; shares follow the length under the token mean
+    assert torch.allclose(weights["sequence_mean"].sum(1), torch.tensor([0.5, 0.5]))
+    assert torch.allclose(weights["token_mean"].sum(1), torch.tensor([2 / 7, 5 / 7]))
+    per_token = adv[:, None].expand(2, 5)
+    assert torch.allclose(pg.policy_loss(logp, mask, per_token, "token_mean"), pg.policy_loss(logp, mask, adv, "token_mean"))
+    with pytest.raises(ValueError):
+        pg.policy_loss(logp, mask, adv, "median")
+
+
+def test_grad_samples_and_bootstrap_intervals():
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(9, 6)) * np.arange(1, 7)
+    st, samp = pg.GradStats(), pg.GradSamples()
+    for x in xs:
+        st.add(torch.tensor(x))
+        samp.add(torch.tensor(x))
+    assert samp.n == 9 and samp.gram().shape == (9, 9)
+    assert samp.total_variance == pytest.approx(st.total_variance, rel=1e-5)    # fp32 copies of the vectors
+    gram = torch.tensor(xs @ xs.T)
+    # a resample is the variance of the selected vectors, repeats included
+    idx = torch.tensor([[0, 0, 3, 5, 8], [1, 2, 3, 4, 4]])
+    got = pg.total_variance_from_gram(gram, idx)
+    for row, v in zip(idx, got):
+        assert float(v) == pytest.approx(float(xs[row.numpy()].var(0, ddof=1).sum()))
+    # the bootstrap mean of the unbiased variance is the plug-in variance, (K-1)/K of it
+    boot = pg.bootstrap_total_variances({"a": gram, "twice": 4 * gram}, n_boot=4000, seed=1)
+    assert float(boot["a"].mean()) == pytest.approx(8 / 9 * st.total_variance, rel=0.05)
+    assert torch.allclose(boot["twice"], 4 * boot["a"])                      # paired: the same resamples for all
+    lo, hi = pg.percentile_interval(boot["a"])
+    assert lo < st.total_variance < hi
+    assert pg.percentile_interval(torch.tensor([float("nan"), 1.0, 2.0, 3.0]), 1.0) == (1.0, 3.0)
+    with pytest.raises(ValueError):
+        pg.bootstrap_total_variances({"a": gram, "b": gram[:3, :3]})
+    with pytest.raises(ValueError):
+        pg.GradSamples().gram()

@@ -8,108 +8,154 @@ from typing import Any, Callable
 Test = Callable[[Callable[..., Any]], None]
 
 
-# ---------------------------------------------------------------- 01.1: the REINFORCE loss with a baseline
-def _t_reinforce_grad(fn: Callable) -> None:
-    """its gradient is -(1/B) * sum_b (r_b - baseline_b) * sum_t grad log pi(y_bt | s_bt), padding excluded"""
+def _tensor(x: Any, what: str, shape: tuple[int, ...]):
+    import torch
+
+    assert isinstance(x, torch.Tensor), f"return a tensor ({what}), got {type(x).__name__}"
+    assert tuple(x.shape) == shape, f"{what}: expected shape {shape}, got {tuple(x.shape)}"
+    return x.float()
+
+
+# ---------------------------------------------------------------- 01.1: GRPO's std-normalised advantage
+def _t_grpo_values(fn: Callable) -> None:
+    """A_i = (r_i - mean of the group) / (sample std of the group), per prompt; rows prompt-major"""
+    import torch
+
+    rewards = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0])  # 2 prompts x 4 samples
+    got = _tensor(fn(rewards, 4), "advantages", (8,))
+    s = (1 / 3) ** 0.5 * 1.0  # sample std of [1, 1, 0, 0] is sqrt(1/3)
+    want = torch.tensor([1.5, -0.5, -0.5, -0.5, 0.5 / s, 0.5 / s, -0.5 / s, -0.5 / s])
+    hint = ""
+    if torch.allclose(got, torch.tensor([3 ** 0.5, -(3 ** -0.5), -(3 ** -0.5), -(3 ** -0.5), 1, 1, -1, -1.0]), rtol=1e-3):
+        hint = " - that is the population std (divide by G); use the sample std (G - 1), as torch.std and TRL do"
+    assert torch.allclose(got, want, rtol=1e-3, atol=1e-4), f"expected {[round(x, 4) for x in want.tolist()]}, got {got.tolist()}{hint}"
+
+
+def _t_grpo_zero_variance(fn: Callable) -> None:
+    """a group whose rewards are all equal gets advantage 0 (finite, no NaN), the other groups are unaffected"""
+    import torch
+
+    rewards = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0])  # all right, all wrong, one right (G=3)
+    got = _tensor(fn(rewards, 3), "advantages", (9,))
+    assert torch.isfinite(got).all(), f"got {got.tolist()}: guard the division for zero-variance groups (std = 0)"
+    assert torch.allclose(got[:6], torch.zeros(6), atol=1e-6), f"all-equal groups must get 0, got {got[:6].tolist()}"
+    s = (1 / 3) ** 0.5                                    # sample std of [1, 0, 0]
+    want = torch.tensor([2 / 3, -1 / 3, -1 / 3]) / s
+    assert torch.allclose(got[6:], want, rtol=1e-3), f"the mixed group: expected {want.tolist()}, got {got[6:].tolist()}"
+
+
+def _t_grpo_per_group(fn: Callable) -> None:
+    """each group is standardised with its own mean and std (not the batch's): invariant to r -> a*r + c per group"""
+    import torch
+
+    g = torch.Generator().manual_seed(4)
+    base = torch.rand(5, generator=g)
+    rewards = torch.cat([base, 10 * base + 3, 0.1 * base - 2])       # 3 prompts x 5: one pattern, three scales
+    got = _tensor(fn(rewards, 5), "advantages", (15,))
+    assert torch.allclose(got[:5], got[5:10], rtol=1e-3, atol=1e-3) and torch.allclose(got[:5], got[10:], rtol=1e-2, atol=1e-2), (
+        "the three groups hold the same rewards up to a scale and a shift, so their advantages must agree; "
+        f"got {[round(x, 3) for x in got.tolist()]} (normalise each group by its own std, not the batch's)")
+    assert abs(float(got[:5].mean())) < 1e-4, "advantages of a group sum to zero (subtract the group mean)"
+    assert abs(float(got[:5].std()) - 1.0) < 1e-2, "a standardised group has sample std 1"
+
+
+# ---------------------------------------------------------------- 01.2: the optimal constant baseline from samples
+def _second_moment(rewards, scores, b) -> float:
+    return float((((rewards - b)[:, None] * scores) ** 2).sum())
+
+
+def _t_bstar_values(fn: Callable) -> None:
+    """b* = sum_i r_i ||g_i||^2 / sum_i ||g_i||^2 on a hand-computable batch"""
+    import torch
+
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    scores = torch.tensor([[1.0, 0.0], [0.0, 3.0], [2.0, 2.0], [0.0, 1.0]])  # squared norms 1, 9, 8, 1
+    got = float(fn(rewards, scores))
+    want = 2 / 19
+    hint = " (that is the mean reward: weight each reward by its squared score norm)" if abs(got - 0.5) < 1e-6 else ""
+    assert abs(got - want) < 1e-6, f"expected {want:.6f}, got {got:.6f}{hint}"
+
+
+def _t_bstar_minimises(fn: Callable) -> None:
+    """b* minimises the sum of ||(r_i - b) g_i||^2 over b (check against nearby values)"""
+    import torch
+
+    g = torch.Generator().manual_seed(2)
+    rewards = (torch.rand(32, generator=g) < 0.4).float()
+    scores = torch.randn(32, 50, generator=g) * (1 + 3 * (1 - rewards))[:, None]  # wrong answers: larger scores
+    b = float(fn(rewards, scores))
+    f = _second_moment(rewards, scores, b)
+    for d in (1e-2, -1e-2, 1e-1, -1e-1):
+        assert f <= _second_moment(rewards, scores, b + d) + 1e-9, (
+            f"b = {b:.4f} is not the minimiser: b {'+' if d > 0 else '-'} {abs(d)} gives a smaller second moment")
+    assert b < float(rewards.mean()) - 0.05, (
+        f"wrong completions have the larger scores here, so b* ({b:.3f}) should lie well below the mean reward "
+        f"{float(rewards.mean()):.3f}")
+
+
+def _t_bstar_equal_norms(fn: Callable) -> None:
+    """with equal score norms b* is the mean reward; works for non-binary rewards and many dimensions"""
+    import torch
+
+    g = torch.Generator().manual_seed(5)
+    rewards = torch.rand(10, generator=g) * 4 - 1
+    scores = torch.nn.functional.normalize(torch.randn(10, 200, generator=g), dim=-1) * 2.5
+    got = float(fn(rewards, scores))
+    assert abs(got - float(rewards.mean())) < 1e-5, f"expected the mean reward {float(rewards.mean()):.5f}, got {got:.5f}"
+
+
+# ---------------------------------------------------------------- 01.3: DAPO's token-level loss aggregation
+def _t_token_grad(fn: Callable) -> None:
+    """its gradient is -A_b / (number of real tokens in the batch) on every real token, 0 on padding"""
     import torch
 
     g = torch.Generator().manual_seed(0)
-    logp = torch.randn(4, 6, generator=g).requires_grad_(True)
-    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1], [1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0]])
-    rewards = torch.tensor([1.0, 0.0, 1.0, 0.0])
-    baseline = torch.tensor([0.25, 0.5, 0.5, 0.75])
-    loss = fn(logp, mask, rewards, baseline)
+    logp = torch.randn(3, 6, generator=g).requires_grad_(True)
+    mask = torch.tensor([[1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])
+    adv = torch.tensor([1.0, -1.0, 0.5])
+    loss = fn(logp, mask, adv)
     assert isinstance(loss, torch.Tensor) and loss.ndim == 0, "return a scalar tensor"
     (grad,) = torch.autograd.grad(loss, logp)
-    want = -((rewards - baseline)[:, None] * mask) / 4
+    want = -(adv[:, None] * mask) / 11
+    hints = {"a mean per sequence, then over sequences (GRPO's 1/|o|)": -(adv[:, None] * mask) / mask.sum(1, keepdim=True) / 3,
+             "a sum per sequence, mean over sequences (plain REINFORCE)": -(adv[:, None] * mask) / 3,
+             "a division by all B*T positions, padding included": -(adv[:, None] * mask) / 18}
+    hint = next((f" - that is {k}" for k, v in hints.items() if torch.allclose(grad, v, atol=1e-6)), "")
     assert torch.allclose(grad, want, atol=1e-6), (
-        f"gradient wrong; for sequence 0 (reward 1, baseline 0.25, 3 real tokens) expected "
-        f"{want[0].tolist()}, got {grad[0].tolist()}")
+        f"gradient wrong: for the 2-token sequence (A = 1) expected {want[0, :2].tolist()} per token, "
+        f"got {grad[0, :2].tolist()}{hint}")
 
 
-def _t_reinforce_toy(fn: Callable) -> None:
-    """on a one-token categorical policy it gives the score-function estimate (r - b)(onehot(a) - p)"""
-    import torch
-
-    theta = torch.tensor([0.3, -1.0, 2.0], requires_grad=True)
-    actions = torch.tensor([2, 0, 2])
-    logp = theta.log_softmax(-1)[actions][:, None]
-    rewards = torch.tensor([1.0, 0.0, 0.0])
-    baseline = torch.full((3,), 1 / 3)
-    (grad,) = torch.autograd.grad(fn(logp, torch.ones(3, 1), rewards, baseline), theta)
-    p = theta.detach().softmax(-1)
-    onehot = torch.nn.functional.one_hot(actions, 3).float()
-    want = -((rewards - baseline)[:, None] * (onehot - p)).mean(0)
-    assert torch.allclose(grad, want, atol=1e-6), f"expected gradient {want.tolist()}, got {grad.tolist()}"
-
-
-def _t_reinforce_detached(fn: Callable) -> None:
-    """the baseline is a constant: no gradient flows through it, even when it was computed from the model"""
-    import torch
-
-    logp = torch.randn(3, 2).requires_grad_(True)
-    mask = torch.ones(3, 2)
-    rewards = torch.tensor([1.0, 0.0, 1.0])
-    baseline = logp.sum(-1).exp()  # a (silly) baseline that depends on the parameters
-    (grad,) = torch.autograd.grad(fn(logp, mask, rewards, baseline), logp)
-    want = -((rewards - baseline.detach())[:, None] * mask) / 3
-    assert torch.allclose(grad, want, atol=1e-6), "detach the advantage (reward - baseline) before multiplying"
-
-
-# ---------------------------------------------------------------- 01.2: SCST advantages
-def _t_scst_values(fn: Callable) -> None:
-    """A = r(sample) - r(greedy answer of the same prompt), rows prompt-major"""
-    import torch
-
-    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0])  # 3 prompts x 3 samples
-    greedy = torch.tensor([1.0, 0.0, 1.0])
-    got = fn(rewards, greedy, 3)
-    want = torch.tensor([0.0, -1.0, -1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0])
-    assert isinstance(got, torch.Tensor) and got.shape == (9,), f"expected a [9] tensor, got {getattr(got, 'shape', got)}"
-    assert torch.allclose(got.float(), want), (
-        f"expected {want.tolist()}, got {got.tolist()} (rows i*G..i*G+G-1 belong to prompt i: "
-        "repeat each greedy reward G times in a row, not the whole vector G times)")
-
-
-def _t_scst_group_one(fn: Callable) -> None:
-    """works with one sample per prompt and with non-binary rewards"""
-    import torch
-
-    rewards = torch.tensor([0.2, 0.9, 0.5])
-    greedy = torch.tensor([0.5, 0.5, 0.5])
-    got = fn(rewards, greedy, 1)
-    assert torch.allclose(got.float(), rewards - greedy), f"expected {(rewards - greedy).tolist()}, got {got.tolist()}"
-
-
-# ---------------------------------------------------------------- 01.3: the leave-one-out baseline
-def _t_loo_values(fn: Callable) -> None:
-    """b_i = mean reward of the other G-1 samples of the same prompt"""
-    import torch
-
-    rewards = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0])  # 2 prompts x 4
-    got = fn(rewards, 4)
-    want = torch.tensor([2 / 3, 1.0, 2 / 3, 2 / 3, 1 / 3, 1 / 3, 1 / 3, 0.0])
-    assert isinstance(got, torch.Tensor) and got.shape == (8,), f"expected a [8] tensor, got {getattr(got, 'shape', got)}"
-    assert torch.allclose(got.float(), want, atol=1e-6), f"expected {want.tolist()}, got {got.tolist()}"
-
-
-def _t_loo_independent(fn: Callable) -> None:
-    """b_i does not change when r_i changes (that is what makes it unbiased)"""
+def _t_token_padding(fn: Callable) -> None:
+    """extra padding columns change nothing, and the advantages are constants (no gradient flows into them)"""
     import torch
 
     g = torch.Generator().manual_seed(1)
-    rewards = torch.rand(12, generator=g)
-    for i in (0, 5, 11):
-        bumped = rewards.clone()
-        bumped[i] += 3.0
-        a, b = fn(rewards, 3), fn(bumped, 3)
-        assert torch.allclose(a[i], b[i]), f"baseline of sample {i} changed when its own reward changed"
-        assert not torch.allclose(a, b), "the baselines of the other samples of that prompt should change"
+    logp = torch.randn(2, 4, generator=g)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
+    adv = torch.tensor([0.3, -2.0], requires_grad=True)
+    a = fn(logp, mask, adv)
+    padded = fn(torch.cat([logp, torch.randn(2, 3, generator=g)], 1), torch.cat([mask, torch.zeros(2, 3, dtype=mask.dtype)], 1), adv)
+    assert torch.allclose(a, padded, atol=1e-6), f"padding changed the loss: {float(a):.5f} vs {float(padded):.5f}"
+    assert not a.requires_grad, "detach the advantages: they are numbers, not functions of the parameters"
+
+
+def _t_token_lengths(fn: Callable) -> None:
+    """a sequence's share of the gradient is proportional to its length (a 12-token answer weighs 4x a 3-token one)"""
+    import torch
+
+    logp = torch.zeros(2, 12, requires_grad=True)
+    mask = torch.zeros(2, 12)
+    mask[0, :3] = 1
+    mask[1, :] = 1
+    (grad,) = torch.autograd.grad(fn(logp, mask, torch.tensor([1.0, 1.0])), logp)
+    share = grad.sum(1) / grad.sum()
+    assert torch.allclose(share, torch.tensor([0.2, 0.8]), atol=1e-6), f"expected shares [0.2, 0.8], got {share.tolist()}"
 
 
 # ---------------------------------------------------------------- 01.6: when does a group carry a learning signal?
 def _t_signal_values(fn: Callable) -> None:
-    """P[signal] = 1 - (1-p)^G - p^G: zero at p = 0 and p = 1, 1/2 for a fair coin and G = 2"""
+    """zero at p = 0 and p = 1, 1/2 for a fair coin and G = 2, and the exact value at other p and G"""
     cases = [(0.0, 8, 0.0), (1.0, 8, 0.0), (0.5, 2, 0.5), (0.2, 8, 1 - 0.8**8 - 0.2**8), (0.05, 16, 1 - 0.95**16 - 0.05**16)]
     for p, G, want in cases:
         got = float(fn(p, G))
@@ -136,8 +182,8 @@ def _t_signal_simulated(fn: Callable) -> None:
 
 
 EXERCISES: dict[str, tuple[str, list[Test]]] = {
-    "01.1": ("the REINFORCE loss with a baseline", [_t_reinforce_grad, _t_reinforce_toy, _t_reinforce_detached]),
-    "01.2": ("self-critical (SCST) advantages", [_t_scst_values, _t_scst_group_one]),
-    "01.3": ("the leave-one-out baseline", [_t_loo_values, _t_loo_independent]),
+    "01.1": ("GRPO's std-normalised group advantage", [_t_grpo_values, _t_grpo_zero_variance, _t_grpo_per_group]),
+    "01.2": ("the variance-optimal constant baseline, from samples", [_t_bstar_values, _t_bstar_minimises, _t_bstar_equal_norms]),
+    "01.3": ("DAPO's token-level loss aggregation", [_t_token_grad, _t_token_padding, _t_token_lengths]),
     "01.6": ("the chance that a group carries a learning signal", [_t_signal_values, _t_signal_one_sample, _t_signal_simulated]),
 }

@@ -12,12 +12,17 @@ may depend on the state, not on the action taken). This module holds the reusabl
 * (the per-token log-probs every loss here differentiates come from
   :func:`utils.lm.logprobs.completion_logprobs`;)
 * baselines / advantages: :func:`group_mean_baseline`, :func:`leave_one_out_baseline`,
-  :func:`scst_advantages` (greedy reward as baseline), :func:`advantages` (all of them by name);
+  :func:`scst_advantages` (greedy reward as baseline), :func:`std_normalized_advantages` (GRPO's
+  group-standardised advantage), :func:`advantages` (all of them by name);
 * :func:`reinforce_loss` - a surrogate loss whose gradient is the REINFORCE estimate, and
   :func:`reinforce_backward` - its gradient accumulated over micro-batches (bounded memory);
+  :func:`policy_loss` - the same surrogate with a choice of loss aggregation (sum per sequence,
+  GRPO's mean per sequence, DAPO's token-level mean over the batch);
 * :class:`ValueHead` and :func:`value_loss` - an A2C-style critic on the model's hidden states;
 * :func:`mixer_weight` (MIXER's MLE-to-RL curriculum) and :func:`mrt_loss` (minimum risk training);
 * :func:`flat_grad` and :class:`GradStats` - to measure the variance of a gradient estimator;
+  :class:`GradSamples`, :func:`total_variance_from_gram`, :func:`bootstrap_total_variances` and
+  :func:`percentile_interval` - bootstrap intervals for it (resampling the K mini-batch gradients);
 * :func:`rollout` - sample, decode and score a group of completions per problem.
 
 Shapes: ``M`` prompts, ``G`` samples per prompt, ``B = M * G`` sequences ordered prompt-major (rows
@@ -37,7 +42,8 @@ from ..lm.generation import Samples, build_prompts, sample
 from ..lm.logprobs import completion_logprobs
 from ..world import Problem, score
 
-ADVANTAGE_METHODS = ("none", "batch_mean", "group_mean", "leave_one_out", "scst")
+ADVANTAGE_METHODS = ("none", "batch_mean", "group_mean", "leave_one_out", "scst", "grpo")
+LOSS_AGGREGATIONS = ("sum", "sequence_mean", "token_mean")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -54,9 +60,10 @@ def _groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
 def group_mean_baseline(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     """``[B]`` mean reward of each prompt's group of ``group_size`` samples, repeated for each sample.
 
-    ``group_size = B`` gives the batch mean. It includes the sample's own reward, so the estimator is
-    biased by a factor ``(1 - 1/G)`` on the gradient (a shrinkage, not a change of direction, in
-    expectation); :func:`leave_one_out_baseline` removes that.
+    ``group_size = B`` gives the batch mean. It includes the sample's own reward, but only as a constant
+    rescaling: per sample, ``r_i - mean_G(r) = (G - 1)/G * (r_i - mean_{j != i}(r_j))``, i.e. exactly
+    ``(1 - 1/G)`` times the leave-one-out advantage (:func:`leave_one_out_baseline`), so the expected
+    gradient is the true one shrunk by ``(1 - 1/G)``, never turned.
     """
     g = _groups(rewards.float(), group_size)
     return g.mean(1, keepdim=True).expand_as(g).reshape(-1)
@@ -90,6 +97,28 @@ def scst_advantages(rewards: torch.Tensor, greedy_rewards: torch.Tensor, group_s
     return (g - greedy_rewards.float().to(g.device)[:, None]).reshape(-1)
 
 
+def std_normalized_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
+    """GRPO's advantage (Shao et al. 2024): ``A_i = (r_i - mean_G(r)) / (std_G(r) + eps)`` per prompt group.
+
+    ``std_G`` is the group's sample standard deviation (Bessel's correction, as ``torch.std`` and TRL's
+    ``GRPOTrainer``), ``eps = 1e-4`` as in TRL. A group whose rewards are all equal has a zero numerator and
+    gets advantage 0 (not NaN). Dividing by the std re-weights prompts by ``1/std``: a group with one success
+    out of ``G`` (0/1 reward) gives the success ``(G-1)/sqrt(G)`` and each failure ``-1/sqrt(G)``, i.e.
+    ``sqrt(G)`` times the group-mean advantages; Dr. GRPO (Liu et al. 2025) drops the division.
+
+    Args:
+        rewards: ``[B]`` rewards, prompt-major.
+        group_size: ``G >= 2`` samples per prompt.
+
+    Returns:
+        ``[B]`` advantages, invariant to ``r -> a * r + c`` for ``a > 0`` (up to ``eps``).
+    """
+    if group_size < 2:
+        raise ValueError("a group standard deviation needs at least 2 samples per prompt")
+    g = _groups(rewards.float(), group_size)
+    return ((g - g.mean(1, keepdim=True)) / (g.std(1, keepdim=True) + eps)).reshape(-1)
+
+
 def advantages(
     rewards: torch.Tensor,
     method: str,
@@ -100,7 +129,8 @@ def advantages(
 
     ``method``: ``"none"`` (``b = 0``), ``"batch_mean"`` (mean over the whole batch), ``"group_mean"``
     (mean of the prompt's group), ``"leave_one_out"`` (mean of the prompt's *other* samples) or
-    ``"scst"`` (the greedy completion's reward; needs ``greedy_rewards`` ``[M]``).
+    ``"scst"`` (the greedy completion's reward; needs ``greedy_rewards`` ``[M]``); ``"grpo"`` is not a
+    baseline but GRPO's standardised group advantage :func:`std_normalized_advantages`.
     """
     r = rewards.float()
     if method == "none":
@@ -115,6 +145,8 @@ def advantages(
         if greedy_rewards is None:
             raise ValueError("scst needs greedy_rewards, one per prompt")
         return scst_advantages(r, greedy_rewards, group_size)
+    if method == "grpo":
+        return std_normalized_advantages(r, group_size)
     raise ValueError(f"unknown advantage method {method!r}; choose one of {ADVANTAGE_METHODS}")
 
 
@@ -141,6 +173,44 @@ def reinforce_loss(logprobs: torch.Tensor, completion_mask: torch.Tensor, advant
     if adv.ndim == 1:
         adv = adv[:, None]
     return -(adv * logprobs * completion_mask).sum() / logprobs.shape[0]
+
+
+def policy_loss(
+    logprobs: torch.Tensor, completion_mask: torch.Tensor, advantages: torch.Tensor, aggregation: str = "sum"
+) -> torch.Tensor:
+    """The policy-gradient surrogate ``-sum_{b,t} w_{b,t} * A_{b,t} * log pi(y_{b,t} | s_{b,t})`` with a choice of
+    token weights ``w`` (the *loss aggregation*), advantages treated as constants.
+
+    ``aggregation``:
+
+    * ``"sum"``: ``w = 1/B`` - sum over each sequence's tokens, mean over sequences (:func:`reinforce_loss`,
+      the policy-gradient estimator itself). A sequence of ``n`` tokens carries ``n/B`` of the total weight.
+    * ``"sequence_mean"``: ``w = 1/(B * |o_b|)`` - GRPO's ``1/|o|`` (Shao et al. 2024): the mean over each
+      sequence's tokens, then over sequences. Every sequence carries ``1/B``, so the tokens of a long
+      sequence are pushed less - also a long *wrong* one, which Dr. GRPO (Liu et al. 2025) calls a length bias.
+    * ``"token_mean"``: ``w = 1/sum_b |o_b|`` - DAPO's token-level loss (Yu et al. 2025): every token of the
+      batch weighs the same, so a sequence's share is proportional to its length.
+
+    Args:
+        logprobs: ``[B, T]`` per-token log-probs (differentiable).
+        completion_mask: ``[B, T]`` 1 on completion tokens.
+        advantages: ``[B]`` or ``[B, T]``.
+
+    Returns:
+        A scalar; ``"sum"`` equals :func:`reinforce_loss` exactly.
+    """
+    if aggregation == "sum":
+        return reinforce_loss(logprobs, completion_mask, advantages)
+    adv = advantages.detach().float().to(logprobs.device)
+    if adv.ndim == 1:
+        adv = adv[:, None]
+    m = completion_mask.to(logprobs.dtype)
+    per_token = adv * logprobs * m
+    if aggregation == "sequence_mean":
+        return -(per_token.sum(-1) / m.sum(-1).clamp(min=1)).mean()
+    if aggregation == "token_mean":
+        return -per_token.sum() / m.sum().clamp(min=1)
+    raise ValueError(f"unknown aggregation {aggregation!r}; choose one of {LOSS_AGGREGATIONS}")
 
 
 def reinforce_backward(
@@ -282,6 +352,92 @@ class GradStats:
         return (self._sumsq - float((self._sum * self._sum).sum()) / self.n) / (self.n - 1)  # type: ignore[operator]
 
 
+class GradSamples:
+    """The gradient vectors ``g_1 ... g_K`` themselves (fp32 copies on the CPU), for intervals on their variance.
+
+    :class:`GradStats` keeps running sums only; to resample the ``K`` mini-batches (a bootstrap) we need every
+    pair's dot product, the ``[K, K]`` Gram matrix :meth:`gram`. Memory: ``K * N * 4`` bytes.
+    """
+
+    def __init__(self) -> None:
+        self._vecs: list[torch.Tensor] = []
+
+    def add(self, g: torch.Tensor) -> None:
+        """Keep one ``[N]`` gradient estimate."""
+        self._vecs.append(g.detach().float().reshape(-1).cpu().clone())
+
+    @property
+    def n(self) -> int:
+        """How many estimates were added."""
+        return len(self._vecs)
+
+    def gram(self) -> torch.Tensor:
+        """``[K, K]`` fp64 Gram matrix ``G_kl = g_k . g_l``."""
+        if not self._vecs:
+            raise ValueError("no gradients added")
+        x = torch.stack(self._vecs).double()
+        return x @ x.T
+
+    @property
+    def total_variance(self) -> float:
+        """Trace of the sample covariance, as :attr:`GradStats.total_variance` (needs at least 2 estimates)."""
+        return float(total_variance_from_gram(self.gram()))
+
+
+def total_variance_from_gram(gram: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+    """Total variance ``1/(K-1) * sum_k ||g_k - mean||^2`` of vectors given by their Gram matrix.
+
+    Args:
+        gram: ``[K, K]`` dot products ``g_k . g_l``.
+        idx: optional ``[..., K']`` indices into the ``K`` vectors (a resample, repeats allowed); the variance
+            of the selected vectors is computed for each leading index.
+
+    Returns:
+        A ``[...]`` tensor (a 0-d one without ``idx``). Uses ``sum_k ||g_k||^2 - ||sum_k g_k||^2 / K``.
+    """
+    if idx is None:
+        idx = torch.arange(gram.shape[0])
+    k = idx.shape[-1]
+    if k < 2:
+        raise ValueError("need at least 2 gradient estimates for a variance")
+    sub = gram[idx[..., :, None], idx[..., None, :]]                       # [..., K', K']
+    return (sub.diagonal(dim1=-2, dim2=-1).sum(-1) - sub.sum((-2, -1)) / k) / (k - 1)
+
+
+def bootstrap_total_variances(grams: dict[str, torch.Tensor], n_boot: int = 2000, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Bootstrap the total variance of several estimators measured on the *same* ``K`` mini-batches.
+
+    Each of ``n_boot`` resamples draws ``K`` of the mini-batches with replacement and recomputes every
+    estimator's total variance on them; the draws are *shared* by all estimators (paired), so ratios between
+    estimators can be read per resample. A resample that repeats one mini-batch ``K`` times has variance 0
+    (ratios of it are NaN: use :func:`percentile_interval`, which drops NaNs).
+
+    Args:
+        grams: name -> ``[K, K]`` Gram matrix (:meth:`GradSamples.gram`), the same ``K`` for all.
+        n_boot: number of resamples.
+        seed: seed of the resampling.
+
+    Returns:
+        name -> ``[n_boot]`` fp64 total variances.
+    """
+    sizes = {g.shape[0] for g in grams.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"all Gram matrices must come from the same K mini-batches, got sizes {sorted(sizes)}")
+    k = sizes.pop()
+    idx = torch.randint(0, k, (n_boot, k), generator=torch.Generator().manual_seed(seed))
+    return {name: total_variance_from_gram(g.double(), idx) for name, g in grams.items()}
+
+
+def percentile_interval(values: torch.Tensor, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` percentile interval of bootstrap ``values`` (NaNs and infinities dropped)."""
+    v = values.double().reshape(-1)
+    v = v[torch.isfinite(v)]
+    if v.numel() == 0:
+        return float("nan"), float("nan")
+    a = (1 - level) / 2
+    return float(torch.quantile(v, a)), float(torch.quantile(v, 1 - a))
+
+
 # ----------------------------------------------------------------------------------------------
 # Rollouts
 # ----------------------------------------------------------------------------------------------
@@ -346,8 +502,10 @@ def entropy_from_logprobs(logprobs: torch.Tensor, completion_mask: torch.Tensor)
 
 
 __all__ = [
-    "ADVANTAGE_METHODS", "group_mean_baseline",
-    "leave_one_out_baseline", "scst_advantages", "advantages", "reinforce_loss", "ValueHead", "value_loss",
-    "mixer_weight", "mrt_loss", "flat_grad", "GradStats", "Rollout", "rollout", "greedy_rewards",
+    "ADVANTAGE_METHODS", "LOSS_AGGREGATIONS", "group_mean_baseline",
+    "leave_one_out_baseline", "scst_advantages", "std_normalized_advantages", "advantages", "reinforce_loss",
+    "policy_loss", "ValueHead", "value_loss",
+    "mixer_weight", "mrt_loss", "flat_grad", "GradStats", "GradSamples", "total_variance_from_gram",
+    "bootstrap_total_variances", "percentile_interval", "Rollout", "rollout", "greedy_rewards",
     "entropy_from_logprobs",
 ]

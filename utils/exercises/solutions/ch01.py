@@ -7,22 +7,28 @@ if TYPE_CHECKING:
     import torch
 
 
-def reinforce_loss_with_baseline(logprobs: "torch.Tensor", mask: "torch.Tensor", rewards: "torch.Tensor",
-                                 baseline: "torch.Tensor") -> "torch.Tensor":
-    """01.1: ``-1/B sum_b (r_b - b_b) sum_t log pi(y_bt | s_bt)``, the advantage detached."""
-    adv = (rewards - baseline).detach()
-    return -(adv[:, None] * logprobs * mask).sum() / logprobs.shape[0]
+def grpo_advantages(rewards: "torch.Tensor", group_size: int, eps: float = 1e-4) -> "torch.Tensor":
+    """01.1: ``(r - mean_G) / (std_G + eps)`` per prompt group, ``std_G`` with Bessel's correction.
+
+    The ``eps`` is the zero-variance guard: an all-equal group has numerator 0, so its advantages are 0.
+    """
+    g = rewards.float().view(-1, group_size)
+    return ((g - g.mean(1, keepdim=True)) / (g.std(1, keepdim=True) + eps)).reshape(-1)
 
 
-def scst_advantages(rewards: "torch.Tensor", greedy_rewards: "torch.Tensor", group_size: int) -> "torch.Tensor":
-    """01.2: ``r(sample) - r(greedy)``, the greedy reward repeated for the G samples of its prompt."""
-    return rewards - greedy_rewards.repeat_interleave(group_size)
+def optimal_constant_baseline(rewards: "torch.Tensor", scores: "torch.Tensor") -> float:
+    """01.2: ``b* = sum_i r_i ||g_i||^2 / sum_i ||g_i||^2``, the constant minimising ``sum_i ||(r_i - b) g_i||^2``.
+
+    ``rewards`` ``[B]``, ``scores`` ``[B, N]`` per-sample score vectors ``grad log pi(y_i | x_i)``.
+    """
+    sq = (scores.double() ** 2).sum(-1)
+    return float((rewards.double() * sq).sum() / sq.sum())
 
 
-def leave_one_out_baseline(rewards: "torch.Tensor", group_size: int) -> "torch.Tensor":
-    """01.3: mean reward of the other ``G - 1`` samples of the same prompt."""
-    g = rewards.view(-1, group_size)
-    return ((g.sum(1, keepdim=True) - g) / (group_size - 1)).reshape(-1)
+def token_level_loss(logprobs: "torch.Tensor", mask: "torch.Tensor", advantages: "torch.Tensor") -> "torch.Tensor":
+    """01.3: DAPO's aggregation ``-sum_{b,t} A_b log pi(y_bt) / sum_{b,t} mask_bt``, advantages detached."""
+    m = mask.to(logprobs.dtype)
+    return -(advantages.detach()[:, None] * logprobs * m).sum() / m.sum().clamp(min=1)
 
 
 def signal_probability(p: float, group_size: int) -> float:
