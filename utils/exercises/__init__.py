@@ -1,5 +1,5 @@
 """Exercises: one module of graders per chapter (``ch00`` ... ``ch04``) and, apart, their reference solutions
-(:mod:`utils.exercises.solutions`, spoilers: a notebook never imports them).
+(:mod:`utils.exercises.solutions`, spoilers: only the solutions notebooks in `notebooks/solutions/` import them).
 
 In a notebook: ``from utils.exercises import grade`` then ``grade("01.3", my_leave_one_out)``.
 """
