@@ -80,7 +80,7 @@ Node = tuple
 
 
 def diagram(nodes: Mapping[str, Node], edges: Sequence[tuple], title: str = "", ax: plt.Axes | None = None,
-            size: tuple[float, float] = (10.0, 3.2), box_width: float = 0.16, box_height: float = 0.2) -> plt.Axes:
+            size: tuple[float, float] = (10.0, 3.2)) -> plt.Axes:
     """Draw a concept diagram - boxes joined by labelled arrows - so that every notebook's pipeline figure is
     code a reader can edit (no image files).
 
@@ -98,13 +98,14 @@ def diagram(nodes: Mapping[str, Node], edges: Sequence[tuple], title: str = "", 
     ax.axis("off")
     bbox = ax.get_window_extent()
     aspect = bbox.width / max(bbox.height, 1.0)  # arcs bend in display space: convert their offsets to axis units
-    boxes = {}
+    boxes, labels = {}, {}
     for i, (name, node) in enumerate(nodes.items()):
         x, y, text = node[:3]
         colour = node[3] if len(node) > 3 else PALETTE[i % len(PALETTE)]
         boxes[name] = (x, y)
-        ax.text(x, y, text, ha="center", va="center", fontsize=9, wrap=True,
-                bbox=dict(boxstyle="round,pad=0.45", fc=matplotlib.colors.to_rgba(colour, 0.15), ec=colour, lw=1.4))
+        labels[name] = ax.text(x, y, text, ha="center", va="center", fontsize=9, wrap=True,
+                               bbox=dict(boxstyle="round,pad=0.45", fc=matplotlib.colors.to_rgba(colour, 0.15), ec=colour, lw=1.4))
+    ax.figure.canvas.draw()  # the boxes get their sizes, so that arrows can end at their edges
     for edge in edges:
         a, b = edge[0], edge[1]
         label = edge[2] if len(edge) > 2 else ""
@@ -114,7 +115,8 @@ def diagram(nodes: Mapping[str, Node], edges: Sequence[tuple], title: str = "", 
         (x0, y0), (x1, y1) = boxes[a], boxes[b]
         bend = 0.35 if style == "--" or (x1 < x0 and abs(y1 - y0) < 1e-6) else 0.0
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                    arrowprops=dict(arrowstyle="-|>", color="0.35", lw=1.3, ls=style, shrinkA=30, shrinkB=30,
+                    arrowprops=dict(arrowstyle="-|>", color="0.35", lw=1.3, ls=style, shrinkA=2, shrinkB=2,
+                                    patchA=labels[a].get_bbox_patch(), patchB=labels[b].get_bbox_patch(),
                                     connectionstyle=f"arc3,rad={bend}"))
         if label:  # on the curve's midpoint (a quadratic Bezier's, as matplotlib's arc3 draws it), a little above a line
             mx = (x0 + x1) / 2 + bend * (y1 - y0) / 2 / aspect
