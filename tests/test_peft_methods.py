@@ -95,3 +95,30 @@ def test_greedy_accuracy_matches_the_verifier(tiny_sft):
     probs = world.sample_problems("addition", 2, 8, "test")
     texts = greedy_texts(model, tok, probs, 48)
     assert greedy_accuracy(model, tok, probs, 48) == sum(world.score(p, t) for p, t in zip(probs, texts)) / len(probs)
+
+
+def test_heldout_nll_of_given_completions(tiny_sft):
+    from utils.sft.data import conversation
+
+    model, tok = tiny_sft
+    probs = world.sample_problems("countdown", 3, 4, "test")
+    own = greedy_texts(model, tok, probs, 48)
+    batch = sft_batch_of(tok, [conversation(p, c) for p, c in zip(probs, own)])
+    labels = batch.pop("labels")
+    with torch.no_grad():
+        want = float(mle_loss(model(**batch).logits, labels))
+    got = heldout_nll(model, tok, probs, completions=own)
+    assert abs(got - want) <= 1e-5 * want
+    assert got < heldout_nll(model, tok, probs, completions=["<think>9*9=81</think><answer>9*9</answer>"] * 4)
+    try:
+        heldout_nll(model, tok, probs, completions=own[:2])
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a completion per problem is required")
+
+
+def sft_batch_of(tok, chats):
+    from utils.lm.batches import sft_batch
+
+    return sft_batch(tok, chats, system=True)

@@ -32,6 +32,7 @@ from ..lm.batches import sft_batch
 from ..lm.generation import build_prompts, sample
 from ..lm.logprobs import loss_sum_and_count, mle_loss
 from ..world import Problem, score
+from .data import conversation
 
 #: every linear layer of a Llama block
 LLAMA_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -291,22 +292,30 @@ def greedy_accuracy(model: nn.Module, tok: PreTrainedTokenizerBase, problems: Se
 
 
 @torch.no_grad()
-def heldout_nll(model: nn.Module, tok: PreTrainedTokenizerBase, problems: Sequence[Problem], batch_size: int = 64) -> float:
-    """Mean NLL (nats) per assistant token of the problems' worked solutions (``p.messages(cot=True)``).
+def heldout_nll(model: nn.Module, tok: PreTrainedTokenizerBase, problems: Sequence[Problem], batch_size: int = 64,
+                completions: Sequence[str] | None = None) -> float:
+    """Mean NLL (nats) per assistant token of the problems' worked solutions (``p.messages(cot=True)``), or of
+    ``completions`` (one per problem, e.g. a base model's own greedy answers) when given.
 
     Computed through the training forward pass (:class:`AlignedLogits`, batches from
     :func:`utils.lm.batches.sft_batch` with ``system=True``), so every PEFT method is scored as it trains. A
     rise after fine-tuning on another skill is forgetting, measurable for any model, also one whose accuracy
-    on ``problems`` is ~0 to begin with. Independent of ``batch_size`` up to float rounding.
+    on ``problems`` is ~0 to begin with. With ``completions`` it measures drift from that behaviour instead (how
+    much less likely the model finds what, say, the base model answered), which a model new to the world's
+    format cannot lower by learning the format. Independent of ``batch_size`` up to float rounding.
     """
     problems = list(problems)
+    if completions is not None and len(completions) != len(problems):
+        raise ValueError(f"{len(completions)} completions for {len(problems)} problems")
+    chats = [p.messages(cot=True) if completions is None else conversation(p, c) for p, c in
+             zip(problems, completions if completions is not None else [None] * len(problems))]
     net = AlignedLogits(model)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     total, count = 0.0, 0
     for i in range(0, len(problems), batch_size):
-        batch = sft_batch(tok, [p.messages(cot=True) for p in problems[i:i + batch_size]], system=True)
+        batch = sft_batch(tok, chats[i:i + batch_size], system=True)
         labels = batch.pop("labels").to(device)
         s, n = loss_sum_and_count(net(**{k: v.to(device) for k, v in batch.items()}).logits, labels)
         total, count = total + float(s), count + n
