@@ -13,6 +13,7 @@ from utils.lm.lora import (
     linear_shapes,
     lora_layers,
     lora_param_count,
+    lora_scale,
     merge_lora,
     remove_lora,
     unmerge_lora,
@@ -135,3 +136,29 @@ def test_lora_trains_only_adapters(ids):
             key = n.replace(".base.", ".")
             assert torch.equal(p, frozen[key]), f"{n} changed"
     assert any(m.lora_B.abs().sum() > 0 for m in lora_layers(model).values())
+
+
+def test_rslora_scale():
+    assert lora_scale(16, 4) == 4.0 and lora_scale(16, 4, rslora=True) == 8.0
+    assert [lora_scale(8, r, rslora=True) for r in (1, 4, 16)] == [8.0, 4.0, 2.0]
+    assert LoRALinear(nn.Linear(6, 5), r=9, alpha=6, rslora=True).scaling == 2.0
+    with pytest.raises(ValueError):
+        lora_scale(8, 0)
+
+
+def test_rslora_agrees_with_peft(ids):
+    from peft import LoraConfig, get_peft_model
+
+    base = small_llama()
+    ours = copy.deepcopy(base)
+    inject_lora(ours, TARGETS, r=4, alpha=8, rslora=True)
+    randomize_b(ours)
+    assert all(m.scaling == 4.0 for m in lora_layers(ours).values())
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=TARGETS, lora_dropout=0.0, use_rslora=True)
+    theirs = get_peft_model(copy.deepcopy(base), cfg)
+    assert copy_lora_to_peft(ours, theirs) == 14  # raises if PEFT's scaling differed from ours
+    with torch.no_grad():
+        assert torch.allclose(ours(input_ids=ids).logits, theirs(input_ids=ids).logits, atol=1e-5)
+    plain = get_peft_model(copy.deepcopy(base), LoraConfig(r=4, lora_alpha=8, target_modules=TARGETS, lora_dropout=0.0))
+    with pytest.raises(ValueError, match="scaling differs"):
+        copy_lora_to_peft(ours, plain)

@@ -5,8 +5,18 @@ import torch
 
 from utils import world
 from utils.lm.batches import marker_batch
+from utils.lm.logprobs import mle_loss
 from utils.sft import problem_batches
-from utils.sft.peft import AlignedLogits, generation_consistent, greedy_texts, make_peft, probe_method, training_memory
+from utils.sft.peft import (
+    AlignedLogits,
+    generation_consistent,
+    greedy_accuracy,
+    greedy_texts,
+    heldout_nll,
+    make_peft,
+    probe_method,
+    training_memory,
+)
 
 
 def test_aligned_logits_and_problem_batches(tiny_sft):
@@ -63,3 +73,52 @@ def test_probe_reports_errors_instead_of_raising(tiny_sft):
     assert row["train_step"] == "failed" and "unknown PEFT method" in row["error"]
     row = probe_method(lambda: copy.deepcopy(model), tok, "ia3", probs)
     assert row["train_step"] == "ok" and row["generation"] > 0.99 and row["course_decoder"] > 0.99
+
+
+def test_heldout_nll_is_the_token_mean_loss_and_batch_independent(tiny_sft):
+    from utils.lm.batches import sft_batch
+
+    model, tok = tiny_sft
+    probs = world.sample_problems("countdown", 3, 6, "test")
+    batch = sft_batch(tok, [p.messages(cot=True) for p in probs], system=True)
+    labels = batch.pop("labels")
+    with torch.no_grad():
+        want = float(mle_loss(model(**batch).logits, labels))  # mean over every assistant token of the batch
+    one, three = heldout_nll(model, tok, probs, batch_size=64), heldout_nll(model, tok, probs, batch_size=2)
+    assert abs(one - want) <= 1e-5 * want and abs(three - one) <= 1e-5 * one  # fp32 sums in another order
+    prompt = make_peft(copy.deepcopy(model), "prompt", n_virtual=4)
+    assert heldout_nll(prompt, tok, probs) > 0  # prompt learning: scored through AlignedLogits
+
+
+def test_greedy_accuracy_matches_the_verifier(tiny_sft):
+    model, tok = tiny_sft
+    probs = world.sample_problems("addition", 2, 8, "test")
+    texts = greedy_texts(model, tok, probs, 48)
+    assert greedy_accuracy(model, tok, probs, 48) == sum(world.score(p, t) for p, t in zip(probs, texts)) / len(probs)
+
+
+def test_heldout_nll_of_given_completions(tiny_sft):
+    from utils.sft.data import conversation
+
+    model, tok = tiny_sft
+    probs = world.sample_problems("countdown", 3, 4, "test")
+    own = greedy_texts(model, tok, probs, 48)
+    batch = sft_batch_of(tok, [conversation(p, c) for p, c in zip(probs, own)])
+    labels = batch.pop("labels")
+    with torch.no_grad():
+        want = float(mle_loss(model(**batch).logits, labels))
+    got = heldout_nll(model, tok, probs, completions=own)
+    assert abs(got - want) <= 1e-5 * want
+    assert got < heldout_nll(model, tok, probs, completions=["<think>9*9=81</think><answer>9*9</answer>"] * 4)
+    try:
+        heldout_nll(model, tok, probs, completions=own[:2])
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("a completion per problem is required")
+
+
+def sft_batch_of(tok, chats):
+    from utils.lm.batches import sft_batch
+
+    return sft_batch(tok, chats, system=True)

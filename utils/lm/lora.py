@@ -9,9 +9,15 @@ parameters instead of ``in * out``. ``B = 0`` at the start, so the wrapped model
 base model computes until the first optimizer step. After training, the update can be *merged* into ``W``
 (no extra cost at inference) and *unmerged* again.
 
+**The scale.** Hu et al. use ``alpha / r`` with ``alpha`` fixed, so the update's scale falls as the rank
+grows (16 at ``r = 1``, 1 at ``r = 16`` for ``alpha = 16``): a rank sweep at one learning rate then also
+sweeps the effective step size. rsLoRA (Kalajdzievski 2023) argues for ``alpha / sqrt(r)``, which keeps
+the size of the update's effect on the output of the same order at every rank; ``rslora=True`` selects it
+(PEFT: ``LoraConfig(use_rslora=True)``). :func:`lora_scale` computes either.
+
 The initialisation matches PEFT's default (``init_lora_weights=True``): ``A`` Kaiming-uniform with
-``a = sqrt(5)`` (like ``nn.Linear``), ``B`` zeros, ``scaling = alpha / r``. :func:`copy_lora_to_peft`
-copies ``A`` and ``B`` into a PEFT ``LoraModel`` so the two implementations can be compared exactly.
+``a = sqrt(5)`` (like ``nn.Linear``), ``B`` zeros, ``scaling = alpha / r`` (``alpha / sqrt(r)`` with
+``rslora``). :func:`copy_lora_to_peft` copies ``A`` and ``B`` into a PEFT ``LoraModel`` so the two implementations can be compared exactly.
 
 Shapes: ``...`` any leading dimensions (e.g. ``[B, L]``), ``in``/``out`` the layer's features, ``r`` the rank.
 """
@@ -24,8 +30,16 @@ import torch
 from torch import nn
 
 
+def lora_scale(alpha: float, r: int, rslora: bool = False) -> float:
+    """The factor in front of ``B A``: ``alpha / r`` (LoRA) or ``alpha / sqrt(r)`` (rsLoRA), as PEFT computes it."""
+    if r < 1:
+        raise ValueError(f"rank must be >= 1, got {r}")
+    return float(alpha) / (math.sqrt(r) if rslora else r)
+
+
 class LoRALinear(nn.Module):
-    """``base(x) + (alpha / r) * dropout(x) @ A^T @ B^T`` around a frozen ``nn.Linear``.
+    """``base(x) + scaling * dropout(x) @ A^T @ B^T`` around a frozen ``nn.Linear``, ``scaling = alpha / r``
+    (or ``alpha / sqrt(r)`` with ``rslora``).
 
     Args:
         base: the layer to adapt; its parameters are frozen (``requires_grad=False``).
@@ -33,16 +47,17 @@ class LoRALinear(nn.Module):
         alpha: the scale numerator; the update is multiplied by ``alpha / r``.
         dropout: dropout on the adapter's input only (0 disables it).
         generator: optional ``torch.Generator`` for ``A``'s initialisation (reproducible injection).
+        rslora: scale by ``alpha / sqrt(r)`` (rsLoRA) instead of ``alpha / r``.
 
     Attributes:
         lora_A: ``[r, in]`` trainable, Kaiming-uniform.
         lora_B: ``[out, r]`` trainable, zeros.
-        scaling: ``alpha / r``.
+        scaling: ``alpha / r``, or ``alpha / sqrt(r)`` with ``rslora``.
         merged: whether ``(alpha / r) B A`` is currently added into ``base.weight``.
     """
 
     def __init__(self, base: nn.Linear, r: int, alpha: float, dropout: float = 0.0,
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None, rslora: bool = False) -> None:
         super().__init__()
         if not isinstance(base, nn.Linear):
             raise TypeError(f"LoRALinear wraps nn.Linear, got {type(base).__name__}")
@@ -51,8 +66,8 @@ class LoRALinear(nn.Module):
         self.base = base
         for p in self.base.parameters():
             p.requires_grad_(False)
-        self.r, self.alpha = int(r), float(alpha)
-        self.scaling = self.alpha / self.r
+        self.r, self.alpha, self.rslora = int(r), float(alpha), bool(rslora)
+        self.scaling = lora_scale(self.alpha, self.r, self.rslora)
         w = base.weight
         self.lora_A = nn.Parameter(torch.empty(self.r, base.in_features, device=w.device, dtype=w.dtype))
         self.lora_B = nn.Parameter(torch.zeros(base.out_features, self.r, device=w.device, dtype=w.dtype))
@@ -77,7 +92,7 @@ class LoRALinear(nn.Module):
         self.lora_B.zero_()
 
     def delta_weight(self) -> torch.Tensor:
-        """The update ``(alpha / r) B A``: ``[out, in]``, same layout as ``base.weight``."""
+        """The update ``scaling * B A``: ``[out, in]``, same layout as ``base.weight``."""
         return (self.lora_B @ self.lora_A) * self.scaling
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,7 +118,8 @@ class LoRALinear(nn.Module):
             self.merged = False
 
     def extra_repr(self) -> str:
-        return f"in={self.in_features}, out={self.out_features}, r={self.r}, alpha={self.alpha:g}, merged={self.merged}"
+        rs = ", rslora" if self.rslora else ""
+        return f"in={self.in_features}, out={self.out_features}, r={self.r}, alpha={self.alpha:g}{rs}, merged={self.merged}"
 
 
 def _matches(name: str, targets: Sequence[str]) -> bool:
@@ -112,12 +128,12 @@ def _matches(name: str, targets: Sequence[str]) -> bool:
 
 
 def inject_lora(model: nn.Module, target_modules: Sequence[str], r: int, alpha: float,
-                dropout: float = 0.0, seed: int = 0, freeze_base: bool = True) -> list[str]:
+                dropout: float = 0.0, seed: int = 0, freeze_base: bool = True, rslora: bool = False) -> list[str]:
     """Replace every ``nn.Linear`` whose name ends with one of ``target_modules`` by a :class:`LoRALinear`.
 
     With ``freeze_base`` every other parameter of ``model`` is frozen too, so only ``A`` and ``B`` train.
     Returns the qualified names of the wrapped layers (e.g. ``"model.layers.0.self_attn.q_proj"``), in
-    module order. Raises ``ValueError`` when nothing matches (a typo in a target name should not silently
+    module order. ``rslora`` scales by ``alpha / sqrt(r)`` (see :func:`lora_scale`). Raises ``ValueError`` when nothing matches (a typo in a target name should not silently
     train nothing).
     """
     if freeze_base:
@@ -131,7 +147,7 @@ def inject_lora(model: nn.Module, target_modules: Sequence[str], r: int, alpha: 
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, LoRALinear(getattr(parent, child), r, alpha, dropout, generator=gen))
+        setattr(parent, child, LoRALinear(getattr(parent, child), r, alpha, dropout, generator=gen, rslora=rslora))
     return names
 
 

@@ -8,6 +8,8 @@ What chapter 04 needs beyond :mod:`utils.lm.lora` (LoRA from scratch):
   :func:`utils.lm.training.train_lm` works for every method.
 * :func:`training_memory` *measures* what one training step holds: weights, gradients, AdamW state and the
   activations autograd saves for the backward pass (on CUDA also the allocator's real peak).
+* :func:`greedy_accuracy` and :func:`heldout_nll` score a model on a skill: greedy accuracy, and the loss of
+  held-out worked solutions (a forgetting measure that still moves where accuracy is already ~0).
 * :func:`greedy_texts` decodes greedily with ``model.generate`` in batches of equal prompt length (no
   padding), which is how PEFT's prompt-learning models must be decoded; :func:`generation_consistent`
   checks a model's cached generation against its own full forward pass.
@@ -28,8 +30,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..lm.batches import sft_batch
 from ..lm.generation import build_prompts, sample
-from ..lm.logprobs import mle_loss
-from ..world import Problem
+from ..lm.logprobs import loss_sum_and_count, mle_loss
+from ..world import Problem, score
+from .data import conversation
 
 #: every linear layer of a Llama block
 LLAMA_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -38,7 +41,8 @@ LLAMA_LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
 def make_peft(model: PreTrainedModel, method: str, **kw: Any) -> nn.Module:
     """Wrap ``model`` (modified in place) in a PEFT model for ``method``; keyword arguments override defaults.
 
-    ``lora``/``dora``: ``r`` (8), ``alpha`` (16), ``targets`` (all Llama linears). ``ia3``: PEFT's Llama
+    ``lora``/``dora``/``qlora``: ``r`` (8), ``alpha`` (16), ``targets`` (all Llama linears), ``rslora`` (False:
+    scale ``alpha / r``; True: rsLoRA's ``alpha / sqrt(r)``). ``ia3``: PEFT's Llama
     defaults (k, v, down_proj). ``loha``/``lokr``: ``r``, ``alpha``. ``vera``: ``r`` (32). ``ln_tuning``:
     the RMSNorm weights. ``adaption_prompt``: LLaMA-Adapter, ``n_virtual`` (16) prompts in the top
     ``layers`` (all) layers with zero-initialised gates. ``prefix``: prefix tuning, ``n_virtual`` (16)
@@ -54,9 +58,10 @@ def make_peft(model: PreTrainedModel, method: str, **kw: Any) -> nn.Module:
     n_layers = model.config.num_hidden_layers
     if method in ("lora", "dora"):
         cfg = peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=targets, lora_dropout=kw.get("dropout", 0.0),
-                              use_dora=method == "dora", task_type=task)
+                              use_dora=method == "dora", use_rslora=kw.get("rslora", False), task_type=task)
     elif method == "qlora":  # same adapter as LoRA; the 4-bit base comes from the caller (see chapter 04)
-        cfg = peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=targets, lora_dropout=kw.get("dropout", 0.0), task_type=task)
+        cfg = peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=targets, lora_dropout=kw.get("dropout", 0.0),
+                              use_rslora=kw.get("rslora", False), task_type=task)
     elif method == "ia3":
         cfg = peft.IA3Config(target_modules=["k_proj", "v_proj", "down_proj"], feedforward_modules=["down_proj"], task_type=task)
     elif method == "loha":
@@ -276,6 +281,46 @@ def greedy_texts(model: nn.Module, tok: PreTrainedTokenizerBase, problems: Seque
                  max_new_tokens: int = 96, batch_size: int = 256, backend: str = "course") -> list[str]:
     """Greedy completions as text (special tokens removed), one per problem; see :func:`greedy_ids`."""
     return tok.batch_decode(greedy_ids(model, tok, problems, max_new_tokens, batch_size, backend), skip_special_tokens=True)
+
+
+def greedy_accuracy(model: nn.Module, tok: PreTrainedTokenizerBase, problems: Sequence[Problem],
+                    max_new_tokens: int = 96, batch_size: int = 256) -> float:
+    """Fraction of ``problems`` whose greedy completion (:func:`greedy_texts`) the world's verifier accepts."""
+    problems = list(problems)
+    texts = greedy_texts(model, tok, problems, max_new_tokens, batch_size)
+    return sum(score(p, t) for p, t in zip(problems, texts)) / max(len(problems), 1)
+
+
+@torch.no_grad()
+def heldout_nll(model: nn.Module, tok: PreTrainedTokenizerBase, problems: Sequence[Problem], batch_size: int = 64,
+                completions: Sequence[str] | None = None) -> float:
+    """Mean NLL (nats) per assistant token of the problems' worked solutions (``p.messages(cot=True)``), or of
+    ``completions`` (one per problem, e.g. a base model's own greedy answers) when given.
+
+    Computed through the training forward pass (:class:`AlignedLogits`, batches from
+    :func:`utils.lm.batches.sft_batch` with ``system=True``), so every PEFT method is scored as it trains. A
+    rise after fine-tuning on another skill is forgetting, measurable for any model, also one whose accuracy
+    on ``problems`` is ~0 to begin with. With ``completions`` it measures drift from that behaviour instead (how
+    much less likely the model finds what, say, the base model answered), which a model new to the world's
+    format cannot lower by learning the format. Independent of ``batch_size`` up to float rounding.
+    """
+    problems = list(problems)
+    if completions is not None and len(completions) != len(problems):
+        raise ValueError(f"{len(completions)} completions for {len(problems)} problems")
+    chats = [p.messages(cot=True) if completions is None else conversation(p, c) for p, c in
+             zip(problems, completions if completions is not None else [None] * len(problems))]
+    net = AlignedLogits(model)
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for i in range(0, len(problems), batch_size):
+        batch = sft_batch(tok, chats[i:i + batch_size], system=True)
+        labels = batch.pop("labels").to(device)
+        s, n = loss_sum_and_count(net(**{k: v.to(device) for k, v in batch.items()}).logits, labels)
+        total, count = total + float(s), count + n
+    model.train(was_training)
+    return total / max(count, 1)
 
 
 @torch.no_grad()
