@@ -301,8 +301,8 @@ def heldout_nll(model: nn.Module, tok: PreTrainedTokenizerBase, problems: Sequen
     :func:`utils.lm.batches.sft_batch` with ``system=True``), so every PEFT method is scored as it trains. A
     rise after fine-tuning on another skill is forgetting, measurable for any model, also one whose accuracy
     on ``problems`` is ~0 to begin with. With ``completions`` it measures drift from that behaviour instead (how
-    much less likely the model finds what, say, the base model answered), which a model new to the world's
-    format cannot lower by learning the format. Independent of ``batch_size`` up to float rounding.
+    much less likely the model finds what, say, the base model answered), which learning the world's format
+    lowers far less than it lowers the loss of worked solutions written in that format. Independent of ``batch_size`` up to float rounding.
     """
     problems = list(problems)
     if completions is not None and len(completions) != len(problems):
