@@ -103,24 +103,30 @@ def marker_batch(
     (``-100`` on system/user tokens, role markers and padding). Needs a chat template with
     ``{% generation %}`` markers (the tiny model's has them).
     """
-    rows = [
-        tok.apply_chat_template(c, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
-        for c in conversations
-    ]
-    width = max(len(r["input_ids"]) for r in rows)
+    rows = []
+    for c in conversations:
+        enc = tok.apply_chat_template(c, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        rows.append((list(enc["input_ids"]), list(enc["assistant_masks"])))
+    return _collate(tok, rows, max_length)
+
+
+def _collate(tok: PreTrainedTokenizerBase, rows: Sequence[tuple[list[int], list[int]]], max_length: int | None) -> dict[str, torch.Tensor]:
+    """``(token ids, 0/1 loss mask)`` per conversation -> right-padded ``input_ids``, ``attention_mask``, ``labels``
+    (``[B, L]`` each; ``L`` the longest row, cut at ``max_length``; labels ``-100`` off the mask and on padding)."""
+    width = max(len(ids) for ids, _ in rows)
     if max_length:
         width = min(width, max_length)
-    pad = tok.pad_token_id
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    ids_t = torch.full((len(rows), width), pad, dtype=torch.long)
     att = torch.zeros((len(rows), width), dtype=torch.long)
     lab = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-    for i, r in enumerate(rows):
-        x = torch.tensor(r["input_ids"][:width])
-        m = torch.tensor(r["assistant_masks"][:width], dtype=torch.bool)
-        ids[i, : len(x)] = x
+    for i, (ids, mask) in enumerate(rows):
+        x = torch.tensor(ids[:width], dtype=torch.long)
+        m = torch.tensor(mask[:width], dtype=torch.bool)
+        ids_t[i, : len(x)] = x
         att[i, : len(x)] = 1
         lab[i, : len(x)] = torch.where(m, x, torch.full_like(x, IGNORE))
-    return {"input_ids": ids, "attention_mask": att, "labels": lab}
+    return {"input_ids": ids_t, "attention_mask": att, "labels": lab}
 
 
 def _ids(tok: PreTrainedTokenizerBase, messages: Sequence[Message], add_generation_prompt: bool = False) -> list[int]:
@@ -187,18 +193,4 @@ def prefix_batch(
     ``mode="assistant"`` this equals :func:`marker_batch`, which reads the template's ``{% generation %}``
     markers instead (a test checks it).
     """
-    rows = [loss_mask(tok, c, mode) for c in convs]
-    width = max(len(ids) for ids, _ in rows)
-    if max_length:
-        width = min(width, max_length)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    ids_t = torch.full((len(rows), width), pad, dtype=torch.long)
-    att = torch.zeros((len(rows), width), dtype=torch.long)
-    lab = torch.full((len(rows), width), IGNORE, dtype=torch.long)
-    for i, (ids, mask) in enumerate(rows):
-        x = torch.tensor(ids[:width], dtype=torch.long)
-        m = torch.tensor(mask[:width], dtype=torch.bool)
-        ids_t[i, : len(x)] = x
-        att[i, : len(x)] = 1
-        lab[i, : len(x)] = torch.where(m, x, torch.full_like(x, IGNORE))
-    return {"input_ids": ids_t, "attention_mask": att, "labels": lab}
+    return _collate(tok, [loss_mask(tok, c, mode) for c in convs], max_length)

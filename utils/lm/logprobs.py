@@ -66,16 +66,20 @@ def token_mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -(token_logprobs(logits[:, :-1], y) * m).sum() / m.sum().clamp(min=1)
 
 
+def sequence_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``([B] summed NLL of each row's loss tokens, [B] their number)`` - the pieces of per-sequence averages."""
+    y = labels[:, 1:]
+    m = (y != IGNORE).float()
+    return -(token_logprobs(logits[:, :-1], y) * m).sum(-1), m.sum(-1)
+
+
 def sequence_mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """The *other* average: each sequence's mean token loss, then the mean over sequences.
 
     Gives short answers as much weight as long ones; differs from :func:`token_mean_loss` whenever the
     sequences have different numbers of loss tokens. Rows without loss tokens are skipped.
     """
-    y = labels[:, 1:]
-    m = (y != IGNORE).float()
-    nll = -(token_logprobs(logits[:, :-1], y) * m).sum(-1)
-    n = m.sum(-1)
+    nll, n = sequence_nll(logits, labels)
     has = n > 0
     return (nll[has] / n[has]).mean()
 

@@ -23,7 +23,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..checkpoint import Checkpoint, as_checkpoint, data_checksum
 from ..lm.batches import Conversation, MaskMode, Message, sft_batch
-from ..lm.logprobs import IGNORE, loss_sum_and_count, token_logprobs
+from ..lm.logprobs import IGNORE, loss_sum_and_count, sequence_nll
 from ..lm.training import cosine_schedule, epoch_batches, shuffled, train_lm
 from ..world import Problem
 
@@ -37,10 +37,8 @@ def clone(model: PreTrainedModel) -> PreTrainedModel:
 
 def _sequence_mean_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Sum over the rows of each row's mean token NLL (rows without loss tokens add nothing)."""
-    y = labels[:, 1:]
-    m = (y != IGNORE).float()
-    nll = -(token_logprobs(logits[:, :-1], y) * m).sum(-1)
-    return (nll / m.sum(-1).clamp(min=1)).sum()
+    nll, n = sequence_nll(logits, labels)
+    return (nll / n.clamp(min=1)).sum()
 
 
 def sft_step(

@@ -68,6 +68,18 @@ def render(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _execute(src: Path, dst: Path, parameters: dict) -> str | None:
+    """Run one notebook with papermill (in its own folder) into ``dst``; the first line of its error, or ``None``."""
+    import papermill as pm
+
+    try:
+        pm.execute_notebook(str(src), str(dst), parameters=parameters, cwd=str(src.parent), kernel_name="python3",
+                            progress_bar=False, log_output=False)
+    except Exception as e:  # papermill raises PapermillExecutionError with the cell's error
+        return (getattr(e, "ename", type(e).__name__) + ": " + str(getattr(e, "evalue", e))).splitlines()[0][:300]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nb", help="a notebook number or range, e.g. 03 or 01-03")
@@ -82,8 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         os.environ["COURSE_DRY_RUN"] = "1"
 
-    import papermill as pm
-
     out = args.out.resolve()
     out_nb, out_rep = out / "notebooks", out / "report"
     out_nb.mkdir(parents=True, exist_ok=True)
@@ -97,12 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         (out_rep / f"{name}.json").unlink(missing_ok=True)
         print(f"=== {name}", flush=True)
         t0 = time.perf_counter()
-        error = None
-        try:
-            pm.execute_notebook(str(nb), str(out_nb / nb.name), parameters={"PROFILE": args.profile} if args.profile else {},
-                                cwd=str(NOTEBOOKS), kernel_name="python3", progress_bar=False, log_output=False)
-        except Exception as e:  # papermill raises PapermillExecutionError with the cell's error
-            error = (getattr(e, "ename", type(e).__name__) + ": " + str(getattr(e, "evalue", e))).splitlines()[0][:300]
+        error = _execute(nb, out_nb / nb.name, {"PROFILE": args.profile} if args.profile else {})
         wall = time.perf_counter() - t0
         rep_file = out_rep / f"{name}.json"
         row = json.loads(rep_file.read_text()) if rep_file.exists() else {"notebook": name}
@@ -117,14 +122,13 @@ def main(argv: list[str] | None = None) -> int:
             solution = NOTEBOOKS / "solutions" / nb.name
             if solution.exists():  # its solutions notebook: run in cpu too, and published with its outputs
                 (out_nb / "solutions").mkdir(exist_ok=True)
-                try:
-                    pm.execute_notebook(str(solution), str(out_nb / "solutions" / nb.name), parameters={"PROFILE": "cpu"},
-                                        cwd=str(solution.parent), kernel_name="python3", progress_bar=False, log_output=False)
+                sol_error = _execute(solution, out_nb / "solutions" / nb.name, {"PROFILE": "cpu"})
+                if sol_error is None:
                     publish(out_nb / "solutions" / nb.name, solution, "cpu", device=row.get("device", ""))
                     print(f"    solutions published into {solution.relative_to(ROOT)}", flush=True)
-                except Exception as e:  # noqa: BLE001 - reported in the row, like a chapter's failure
-                    row.update(result="FAILED", error=f"solutions notebook: {str(getattr(e, 'evalue', e)).splitlines()[0][:300]}")
-                    print(f"    solutions FAILED: {row['error']}", flush=True)
+                else:  # reported in the row, like a chapter's failure
+                    row.update(result="FAILED", error=f"solutions notebook: {sol_error}")
+                    print(f"    solutions FAILED: {sol_error}", flush=True)
     report = out / "report.md"
     report.write_text(render(rows))
     print(f"report: {report}")
