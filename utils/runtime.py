@@ -90,6 +90,14 @@ class Profile:
         folder = Path(root) if root else cache_dir() / "checkpoints"
         return folder / f"{name}.pt"
 
+    def model_dir(self, name: str) -> Path:
+        """Where a chapter saves a model that later chapters load: ``build/models/<profile>/<name>``.
+
+        One folder per profile, so a smoke run's model is never picked up by a ``cpu`` run. ``$COURSE_BUILD``
+        moves ``build/``.
+        """
+        return build_dir() / "models" / self.name / name
+
     def device_label(self) -> str:
         """The device in words: the GPU's name, or ``CPU, <n> threads``."""
         if self.device == "cuda" and torch.cuda.is_available():
@@ -104,6 +112,11 @@ class Profile:
 def cache_dir() -> Path:
     """Where converted models and checkpoints live: ``$COURSE_CACHE`` or ``~/.cache/llm-post-training-course``."""
     return Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "llm-post-training-course"))
+
+
+def build_dir() -> Path:
+    """The course's output folder: ``$COURSE_BUILD`` or ``build/`` at the repository's root."""
+    return Path(os.environ.get("COURSE_BUILD", Path(__file__).resolve().parents[1] / "build"))
 
 
 def _is_size(value: Any) -> bool:

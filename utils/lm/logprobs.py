@@ -9,7 +9,8 @@ log-probabilities ``log pi(y_t | s_t)``. They are computed here, in fp32, by :fu
   the batch (what ``transformers`` and TRL compute); :func:`sequence_mean_loss` - the per-sequence mean it
   is *not*; :func:`loss_sum_and_count` - the pieces for gradient accumulation;
 * :func:`completion_logprobs` - teacher-forced log-probs (and entropies, hidden states) of sampled
-  completions given their prompts, the quantity every policy-gradient loss differentiates.
+  completions given their prompts, the quantity every policy-gradient loss differentiates;
+* :func:`kl_estimate` - the k1/k2/k3 per-token estimators of ``KL(pi || pi_ref)`` (PPO's penalty, GRPO's term).
 
 Shapes: ``B`` batch, ``L`` sequence length, ``V`` vocabulary, ``P`` prompt length (left-padded), ``T``
 completion length (right-padded), ``H`` hidden size. Labels use ``-100`` (:data:`IGNORE`) for "no loss".
@@ -170,3 +171,22 @@ def sequence_nll_check(model: PreTrainedModel, ids: torch.Tensor, completion_sta
     labels = ids.clone()
     labels[:, :completion_start] = -100
     return model(input_ids=ids, labels=labels).loss
+
+
+def kl_estimate(logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor, kind: str = "k3") -> torch.Tensor:
+    """Per-token estimates of ``KL(pi || pi_ref)`` from log-probs of tokens **sampled from pi**; ``[B, T]``, 0 off-mask.
+
+    With ``log r = log pi_ref(y_t) - log pi(y_t)`` (Schulman, "Approximating KL divergence", 2020):
+    ``k1 = -log r`` (unbiased, can be negative), ``k2 = (log r)^2 / 2`` (biased, low variance),
+    ``k3 = (r - 1) - log r`` (unbiased and never negative; GRPO's choice). Sum over tokens for a sequence KL.
+    """
+    log_r = (ref_logp - logp).float()
+    if kind == "k1":
+        est = -log_r
+    elif kind == "k2":
+        est = 0.5 * log_r**2
+    elif kind == "k3":
+        est = torch.expm1(log_r) - log_r
+    else:
+        raise ValueError(f"unknown KL estimator {kind!r}; choose 'k1', 'k2' or 'k3'")
+    return est * mask.to(est.dtype)
