@@ -42,3 +42,46 @@ def test_ipo_simpo_orpo_closed_forms():
 def test_listwise_reduces_to_dpo_for_two():
     logps, ref = torch.stack([W, L], 1), torch.stack([RW, RL], 1)
     assert abs(listwise_dpo_loss(logps, ref, 0.1).item() - dpo_loss(W, L, RW, RL, 0.1).mean().item()) < 1e-6
+
+
+def test_dpo_loss_equals_trl_dpotrainer():
+    """Same weights, same batch: our DPO loss on summed completion log-probs equals DPOTrainer.compute_loss."""
+    import tempfile
+
+    import pytest
+    pytest.importorskip("trl")
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from utils.lm import load_model
+    from utils.lm.logprobs import gather_logprobs
+    from utils.numerics import rel_error
+    from utils.runtime import trainer_precision
+    from utils.world import sample_problems
+    from utils.world.preferences import preference_pairs
+
+    model, tok = load_model("tiny-sft")
+    ref, _ = load_model("tiny-sft")
+    pairs = preference_pairs(sample_problems("countdown", 3, 4, split="train"), 2, tau=0.05)
+    rows = [{"prompt": [{"role": "user", "content": p.problem.prompt}], "chosen": [{"role": "assistant", "content": p.chosen}],
+             "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs]
+    cfg = DPOConfig(output_dir=tempfile.mkdtemp(), **trainer_precision("cpu", torch.float32), report_to="none",
+                    save_strategy="no", beta=0.1, max_length=256, per_device_train_batch_size=4, gradient_checkpointing=False)
+    trainer = DPOTrainer(model=model, ref_model=ref, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tok)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])  # [chosen; rejected] rows
+    torch.manual_seed(1)
+    with torch.no_grad():  # move the policy off the reference, else both losses are log 2
+        for p in trainer.model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+
+    def seq_logps(m):
+        ids, cm = batch["input_ids"], batch["completion_mask"]
+        logits = m(input_ids=ids, attention_mask=batch["attention_mask"]).logits[:, :-1]
+        return (gather_logprobs(torch.log_softmax(logits.float(), -1), ids[:, 1:]) * cm[:, 1:]).sum(-1)
+
+    theirs = trainer.compute_loss(trainer.model, dict(batch))
+    with torch.no_grad():
+        (w, l), (rw, rl) = seq_logps(trainer.model).chunk(2), seq_logps(ref).chunk(2)
+    ours = dpo_loss(w, l, rw, rl, beta=0.1).mean()
+    assert rel_error(theirs.detach(), ours) < 1e-5  # the same fp32 sums in another order: ~1e-7 relative
+    assert abs(ours.item() - math.log(2)) > 1e-3      # and the check is not the trivial log 2 of policy = reference
