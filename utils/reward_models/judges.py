@@ -45,8 +45,9 @@ def likelihood_judge(
 ) -> torch.Tensor:
     """``[B]`` score of ``completions[i]`` for ``problems[i]``: ``log pi(y + <end> | prompt)`` under ``model``.
 
-    ``per_token=False`` sums the token log-probs (every extra token costs, so it prefers **short** answers);
-    ``per_token=True`` averages them (a long answer made of easy tokens scores well). The end token is included,
+    ``per_token=False`` sums the token log-probs (every extra token costs: a pull towards short answers, which
+    other features can outweigh - measure it, as notebook 08 does); ``per_token=True`` averages them (a long
+    answer made of easy tokens scores well). The end token is included,
     so an answer cut off mid-way pays for the unlikely stop. Any text is accepted (malformed answers simply get
     low scores); returns CPU fp32.
     """
