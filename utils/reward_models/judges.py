@@ -4,7 +4,7 @@ RLAIF replaces the human annotator by a model. Here the annotator is a language 
 (a *self-judge*: "how plausible do I find this answer?"), and the pieces are:
 
 * :func:`likelihood_judge` - ``[B]`` log-likelihood of each completion under a causal LM, summed or averaged
-  per token (the two have opposite length biases).
+  per token (the sum charges every token, the mean does not).
 * :func:`label_pairs` - turn two lists of completions and any scores of them into Bradley-Terry-labelled
   :class:`~utils.world.preferences.PreferencePair` s (an AI annotator when the scores are a judge's, a
   "human" one when they are the hidden true reward), keeping the **true** rewards for evaluation.
