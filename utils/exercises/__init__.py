@@ -1,12 +1,13 @@
-"""Exercises: one module of graders per chapter (``ch00`` ... ``ch04``) and, apart, their reference solutions
+"""Exercises: one module of graders per chapter (``ch00`` ... ``ch08``) and, apart, their reference solutions
 (:mod:`utils.exercises.solutions`, spoilers: only the solutions notebooks in `notebooks/solutions/` import them).
 
 In a notebook: ``from utils.exercises import grade`` then ``grade("01.3", my_leave_one_out)``.
 """
-from . import ch00, ch01, ch02, ch03, ch04
+from . import ch00, ch01, ch02, ch03, ch04, ch08
 from .grader import grade
 
 #: exercise id (``"<chapter>.<n>"``) -> (title, tests)
-EXERCISES = {**ch00.EXERCISES, **ch01.EXERCISES, **ch02.EXERCISES, **ch03.EXERCISES, **ch04.EXERCISES}
+EXERCISES = {**ch00.EXERCISES, **ch01.EXERCISES, **ch02.EXERCISES, **ch03.EXERCISES, **ch04.EXERCISES,
+             **ch08.EXERCISES}
 
 __all__ = ["EXERCISES", "grade"]
