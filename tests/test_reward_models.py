@@ -158,6 +158,14 @@ def test_margins_accuracy_and_calibration():
     assert groups["std"][0] < groups["std"][1] and groups["error"][0] == 0.0
     with pytest.raises(ValueError):
         error_rate_by_disagreement(t[None], pairs)
+    # relative disagreement: members agreeing on a margin near 0 (here with opposite signs) rank as most uncertain
+    m2 = torch.stack([t * 3, t * 2, t * 4])
+    m2[:, 0] = t[0].sign() * torch.tensor([0.01, -0.01, 0.02])      # right on average, barely
+    rel = error_rate_by_disagreement(m2, pairs, n_groups=len(pairs), measure="relative")
+    assert rel["std"][-1] == max(rel["std"]) and rel["std"][-1] > 2 and rel["error"][-1] == 0.0
+    assert error_rate_by_disagreement(m2, pairs, n_groups=len(pairs))["std"][0] < 0.02  # by the raw std it is the surest
+    with pytest.raises(ValueError):
+        error_rate_by_disagreement(m2, pairs, measure="iqr")
 
 
 def test_implicit_reward():

@@ -23,27 +23,27 @@ def _tensor(x: Any, what: str, shape: tuple[int, ...]):
     return x.double()
 
 
-# ---------------------------------------------------------------- 05.1: how often the annotator flips a pair
+# ---------------------------------------------------------------- 05.1: how often the annotator flips a pair: P(b > a)
 def _t_flip_values(fn: Callable) -> None:
-    """P(the worse response is chosen) = sigmoid(-delta / tau) for true margin delta > 0"""
+    """P(b > a) = sigmoid(-delta / tau) with delta = r*(a) - r*(b): for delta > 0 the chance of a wrong label"""
     for delta, tau in [(1.0, 0.2), (0.3, 0.2), (0.5, 1.0), (0.01, 0.05)]:
         got = _float(fn(delta, tau), "a probability")
         want = 1 / (1 + math.exp(delta / tau))
         hint = ""
         if abs(got - (1 - want)) < 1e-6:
-            hint = " - that is the probability of choosing the *better* one"
+            hint = " - that is P(a > b), the probability of choosing the better one"
         elif abs(got - 1 / (1 + math.exp(delta * tau))) < 1e-6:
             hint = " - divide the margin by tau (a temperature), don't multiply"
         assert abs(got - want) < 1e-6, f"delta={delta}, tau={tau}: expected {want:.6f}, got {got:.6f}{hint}"
 
 
 def _t_flip_limits(fn: Callable) -> None:
-    """no margin: a coin flip (0.5); a clean annotator (tau -> 0) never flips; a sign-symmetric rule"""
+    """no margin: a coin flip (0.5); a clean annotator (tau -> 0) never flips; P(b > a | -delta) = 1 - P(b > a | delta)"""
     assert abs(_float(fn(0.0, 0.3), "a probability") - 0.5) < 1e-9, "with equal true rewards the annotator flips a fair coin"
     small = _float(fn(1.0, 1e-3), "a probability")
     assert 0.0 <= small < 1e-12, f"tau = 0.001, delta = 1: the flip probability must be ~0 (and not NaN), got {small}"
     assert abs(_float(fn(-0.4, 0.2), "a probability") - (1 - _float(fn(0.4, 0.2), "a probability"))) < 1e-9, (
-        "a negative margin means the first response is the worse one: P(flip, -delta) = 1 - P(flip, delta)")
+        "swapping a and b negates delta: P(b > a | -delta) must equal P(a > b | delta) = 1 - P(b > a | delta)")
 
 
 # ---------------------------------------------------------------- 05.2: the Plackett-Luce negative log-likelihood

@@ -42,15 +42,24 @@ def expected_calibration_error(pred: torch.Tensor, truth: torch.Tensor, n_bins: 
     return sum(k / n * abs(p - t) for p, t, k in zip(c["pred"], c["truth"], c["count"])) if n else 0.0
 
 
-def error_rate_by_disagreement(margins: torch.Tensor, pairs: Sequence[PreferencePair], n_groups: int = 3) -> dict[str, list[float]]:
-    """Split pairs into ``n_groups`` equal groups by an ensemble's disagreement (the std over models of the
-    predicted margins ``margins`` ``[M, N]``) and return, per group from least to most disagreement, the mean
-    std (``"std"``) and the error rate of the ensemble's mean margin by the true reward (``"error"``; ties skipped)."""
+def error_rate_by_disagreement(margins: torch.Tensor, pairs: Sequence[PreferencePair], n_groups: int = 3,
+                               measure: str = "std") -> dict[str, list[float]]:
+    """Split pairs into ``n_groups`` equal groups by an ensemble's disagreement on the predicted margins
+    ``margins`` ``[M, N]`` and return, per group from least to most disagreement, the mean disagreement
+    (``"std"``) and the error rate of the ensemble's mean margin by the true reward (``"error"``; ties skipped).
+
+    ``measure``: ``"std"`` the std over models; ``"relative"`` that std divided by the mean margin's size
+    (``std / |mean|``: members that agree on a margin near 0 are *not* sure of its sign)."""
     if margins.dim() != 2 or margins.shape[0] < 2 or margins.shape[1] != len(pairs):
         raise ValueError(f"margins must be [M >= 2, N = {len(pairs)}], got {tuple(margins.shape)}")
+    if measure not in ("std", "relative"):
+        raise ValueError(f"measure must be 'std' or 'relative', got {measure!r}")
     truth = torch.tensor([p.chosen_reward - p.rejected_reward for p in pairs])
     keep = truth != 0
-    std, wrong = margins.std(0)[keep], (margins.mean(0) * truth.sign() <= 0)[keep].float()
+    spread = margins.std(0)
+    if measure == "relative":
+        spread = spread / margins.mean(0).abs().clamp(min=1e-8)
+    std, wrong = spread[keep], (margins.mean(0) * truth.sign() <= 0)[keep].float()
     order = std.argsort()
     out: dict[str, list[float]] = {"std": [], "error": []}
     for g in order.tensor_split(n_groups):

@@ -256,10 +256,10 @@ def trainer_loss(trainer: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 # ---------------------------------------------------------------------------------------------- the course RM
 #: chapter 05's recipe for the shared reward model, per profile: Countdown-3 training problems (one pair each),
 #: annotator temperature, optimizer steps, pairs per step, learning rate, backbone (``None``: the profile's model).
-#: cpu: 24 steps of 16 pairs reach held-out pairwise accuracy ~0.83 in ~15 s on one idle thread (chapter 05 measures it).
+#: cpu: 20 steps of 16 pairs reach held-out pairwise accuracy ~0.83 in ~10-20 s on one thread (chapter 05 measures it).
 RECIPE: dict[str, dict[str, Any]] = {
     "smoke": dict(n=32, tau=0.2, steps=4, batch_size=8, lr=3e-3, backbone="tiny-sft"),
-    "cpu": dict(n=640, tau=0.2, steps=24, batch_size=16, lr=3e-3, backbone="tiny-sft"),
+    "cpu": dict(n=640, tau=0.2, steps=20, batch_size=16, lr=3e-3, backbone="tiny-sft"),
     "gpu": dict(n=2000, tau=0.2, steps=150, batch_size=32, lr=2e-5, backbone=None),
 }
 

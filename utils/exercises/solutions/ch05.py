@@ -9,7 +9,8 @@ if TYPE_CHECKING:
 
 
 def flip_probability(delta: float, tau: float) -> float:
-    """05.1: ``P(worse chosen) = sigmoid(-delta / tau)``, written so that tiny ``tau`` underflows to 0, not NaN."""
+    """05.1: ``P(b > a) = sigmoid(-delta / tau)`` for ``delta = r*(a) - r*(b)`` (a wrong label when ``delta > 0``),
+    written so that a tiny ``tau`` underflows to 0 instead of overflowing."""
     z = -delta / tau
     return 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
 
