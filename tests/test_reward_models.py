@@ -66,3 +66,148 @@ def test_reward_model_trains_and_scores_anything():
     r = score_completions(model, tok, probs[:3], ["<think>1+1=2</think><answer>2</answer>", None, "x" * 5000])
     assert r.shape == (3,) and torch.isfinite(r).all()
     assert ensemble_scores([model, model], tok, probs[:2], ["a", "b"]).shape == (2, 2)
+
+
+# ------------------------------------------------------------------ chapter 05: centering, rankings, TRL, calibration
+from utils.numerics import rel_error  # noqa: E402
+from utils.reward_models.calibration import (  # noqa: E402
+    annotator_probability,
+    calibration_curve,
+    error_rate_by_disagreement,
+    expected_calibration_error,
+)
+from utils.reward_models.model import implicit_rewards, sequence_logprobs  # noqa: E402
+from utils.reward_models.train import (  # noqa: E402
+    margin_accuracy,
+    pair_margins,
+    preference_rankings,
+    ranking_batch,
+    ranking_pairs,
+    reward_trainer,
+    train_plackett_luce,
+    trainer_batch,
+    trainer_loss,
+)
+
+
+def test_bradley_terry_centering_and_margin_terms():
+    r_w, r_l = torch.tensor([1.0, 2.0]), torch.tensor([0.5, -1.0])
+    base = -torch.nn.functional.logsigmoid(r_w - r_l - 0.3).mean()
+    got = bradley_terry_loss(r_w, r_l, margin=0.3, center_coefficient=0.01)
+    assert abs(got.item() - (base + 0.01 * ((r_w + r_l) ** 2).mean()).item()) < 1e-6
+    # a constant added to both rewards leaves the plain loss unchanged (identifiable only up to a constant)
+    assert abs(bradley_terry_loss(r_w + 7, r_l + 7).item() - bradley_terry_loss(r_w, r_l).item()) < 1e-5
+
+
+def test_rankings_follow_the_plackett_luce_annotator():
+    probs = sample_problems("countdown", 3, 40, split="train")
+    clean = preference_rankings(probs, 4, tau=1e-3, seed=0)
+    assert len(clean) > 30 and all(len(r.completions) == 4 for r in clean)
+    assert all(list(r.rewards) == sorted(r.rewards, reverse=True) for r in clean)  # tau -> 0: sorted by the truth
+    noisy = preference_rankings(probs, 4, tau=5.0, seed=0)
+    assert any(list(r.rewards) != sorted(r.rewards, reverse=True) for r in noisy)
+    pairs = ranking_pairs(clean[:3])
+    assert len(pairs) == 3 * 6 and all(p.chosen_reward > p.rejected_reward for p in pairs)
+    with pytest.raises(ValueError):
+        preference_rankings(probs, 1)
+    with pytest.raises(ValueError):
+        preference_rankings(probs, 3, tau=0.0)
+
+
+def test_plackett_luce_annotator_is_bradley_terry_for_two():
+    # the Gumbel-max sort with k = 2 prefers a over b with probability sigmoid((r_a - r_b) / tau)
+    probs = sample_problems("countdown", 3, 400, split="train")
+    tau = 0.5
+    rk = preference_rankings(probs, 2, tau=tau, seed=1)
+    want = torch.tensor([1 / (1 + math.exp(-abs(r.rewards[0] - r.rewards[1]) / tau)) for r in rk]).mean()
+    got = torch.tensor([float(r.rewards[0] > r.rewards[1]) for r in rk]).mean()
+    # binomial standard error with n ~ 400 is ~0.02; 4 of them leave room for chance
+    assert abs(float(got - want)) < 0.08, (float(got), float(want))
+
+
+def test_ranking_batch_layout_and_pl_training():
+    model, tok = load_reward_model("tiny-sft")
+    rk = preference_rankings(sample_problems("countdown", 3, 8, split="train"), 3, tau=0.05)
+    b = ranking_batch(tok, rk[:2])
+    assert b["input_ids"].shape[0] == 6
+    first = pair_batch(tok, ranking_pairs(rk[:1])[:1])["input_ids"][0]
+    assert torch.equal(b["input_ids"][0, : first.shape[0]], first)  # row 0: ranking 0's best response
+    losses = train_plackett_luce(model, tok, rk, steps=12, batch_size=4, lr=3e-3)
+    assert losses[-1] < losses[0]
+    with pytest.raises(ValueError):
+        ranking_batch(tok, [rk[0], preference_rankings([rk[0].problem], 2)[0]])
+
+
+def test_margins_accuracy_and_calibration():
+    probs = sample_problems("countdown", 3, 10, split="test")
+    pairs = preference_pairs(probs, 2, tau=0.2)
+    t = torch.tensor([p.chosen_reward - p.rejected_reward for p in pairs])
+    assert margin_accuracy(t, pairs) == 1.0 and margin_accuracy(-t, pairs) == 0.0
+    with pytest.raises(ValueError):
+        margin_accuracy(t[:-1], pairs)
+    p = annotator_probability(pairs, 0.2)
+    assert expected_calibration_error(p, p) < 1e-6
+    assert expected_calibration_error(torch.full_like(p, 0.5), torch.ones_like(p)) == pytest.approx(0.5)
+    c = calibration_curve(torch.tensor([0.05, 0.05, 0.95]), torch.tensor([0.0, 1.0, 1.0]), n_bins=10)
+    assert c["pred"] == pytest.approx([0.05, 0.95]) and c["truth"] == [0.5, 1.0] and c["count"] == [2.0, 1.0]
+    # three "models": exact on the first half of the pairs, split on the second half
+    n = len(pairs)
+    m = torch.stack([t, t, t])
+    m[:, n // 2 :] = torch.tensor([1.0, -1.0, -1.2])[:, None] * t[n // 2 :].abs().clamp(min=0.1)
+    groups = error_rate_by_disagreement(m, pairs, n_groups=2)
+    assert groups["std"][0] < groups["std"][1] and groups["error"][0] == 0.0
+    with pytest.raises(ValueError):
+        error_rate_by_disagreement(t[None], pairs)
+    # relative disagreement: members agreeing on a margin near 0 (here with opposite signs) rank as most uncertain
+    m2 = torch.stack([t * 3, t * 2, t * 4])
+    m2[:, 0] = t[0].sign() * torch.tensor([0.01, -0.01, 0.02])      # right on average, barely
+    rel = error_rate_by_disagreement(m2, pairs, n_groups=len(pairs), measure="relative")
+    assert rel["std"][-1] == max(rel["std"]) and rel["std"][-1] > 2 and rel["error"][-1] == 0.0
+    assert error_rate_by_disagreement(m2, pairs, n_groups=len(pairs))["std"][0] < 0.02  # by the raw std it is the surest
+    with pytest.raises(ValueError):
+        error_rate_by_disagreement(m2, pairs, measure="iqr")
+
+
+def test_implicit_reward():
+    from utils.lm import load_model
+
+    policy, tok = load_model("tiny-sft")
+    probs = sample_problems("countdown", 3, 5, split="test")
+    comps = [p.completion() for p in probs]
+    lp = sequence_logprobs(policy, tok, probs, comps)
+    assert lp.shape == (5,) and (lp < 0).all()
+    assert rel_error(sequence_logprobs(policy, tok, probs, comps, batch_size=1), lp) < 1e-5  # padding changes nothing
+    assert implicit_rewards(policy, policy, tok, probs, comps).abs().max() == 0
+    with pytest.raises(ValueError):
+        implicit_rewards(policy, policy, tok, probs, comps, beta=0.0)
+
+
+def test_our_bradley_terry_loss_matches_trl_reward_trainer():
+    """The same pairs, tokenized by us and by TRL: same ids; our loss = RewardTrainer.compute_loss."""
+    model, tok = load_reward_model("tiny-sft", seed=3)
+    pairs = preference_pairs(sample_problems("countdown", 3, 6, split="train"), 2, tau=0.2)
+    margins = [0.1 * i for i in range(len(pairs))]
+    trainer = reward_trainer(model, tok, pairs, margins=margins, center_rewards_coefficient=0.01)
+    theirs = trainer_batch(trainer, 0, len(pairs))
+    ours = pair_batch(tok, pairs)
+    assert torch.equal(theirs["input_ids"], ours["input_ids"]) and torch.equal(theirs["attention_mask"], ours["attention_mask"])
+    r_w, r_l = model(**ours).logits.squeeze(-1).chunk(2)
+    mine = bradley_terry_loss(r_w, r_l, margin=torch.tensor(margins), center_coefficient=0.01)
+    # one fp32 forward pass on the same ids and weights; both sides reduce 12 numbers, so only summation order
+    # can differ: a few ulps (1e-7); 1e-5 leaves room for any x86 kernel (AVX2 / AVX-512) and thread count
+    assert rel_error(mine, trainer_loss(trainer, theirs)) < 1e-5
+
+
+def test_course_reward_model_trains_saves_and_loads(tmp_path, monkeypatch):
+    from utils.reward_models import course_reward_model
+    from utils.runtime import get_profile
+
+    monkeypatch.setenv("COURSE_BUILD", str(tmp_path))
+    P = get_profile("smoke")
+    model, tok = course_reward_model(P)
+    assert (P.model_dir("rm-05") / "config.json").exists()
+    again, _ = course_reward_model(P)
+    probs = sample_problems("countdown", 3, 3, split="test")
+    comps = [p.completion() for p in probs]
+    assert torch.allclose(score_completions(model, tok, probs, comps), score_completions(again, tok, probs, comps))
+    assert pair_margins(again, tok, preference_pairs(probs, 1)).shape[0] >= 1

@@ -10,14 +10,26 @@ import torch
 import torch.nn.functional as F
 
 
-def bradley_terry_loss(r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: torch.Tensor | float | None = None) -> torch.Tensor:
-    """``-mean log sigmoid(r_w - r_l - margin)`` over ``[B]`` rewards (TRL ``RewardTrainer``'s loss)."""
+def bradley_terry_loss(
+    r_chosen: torch.Tensor, r_rejected: torch.Tensor, margin: torch.Tensor | float | None = None,
+    center_coefficient: float | None = None,
+) -> torch.Tensor:
+    """``-mean log sigmoid(r_w - r_l - margin)`` over ``[B]`` rewards, plus ``center_coefficient *
+    mean((r_w + r_l)^2)`` when given - TRL ``RewardTrainer.compute_loss`` term by term (its ``margin`` column and
+    ``center_rewards_coefficient``).
+
+    The Bradley-Terry likelihood sees only differences, so adding a constant to every reward of a prompt changes
+    nothing; the centering term pins that free constant near zero.
+    """
     if r_chosen.shape != r_rejected.shape:
         raise ValueError(f"chosen and rejected rewards differ in shape: {tuple(r_chosen.shape)} vs {tuple(r_rejected.shape)}")
     diff = r_chosen - r_rejected
     if margin is not None:
         diff = diff - margin
-    return -F.logsigmoid(diff).mean()
+    loss = -F.logsigmoid(diff).mean()
+    if center_coefficient is not None:
+        loss = loss + center_coefficient * ((r_chosen + r_rejected) ** 2).mean()
+    return loss
 
 
 def plackett_luce_loss(scores: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:

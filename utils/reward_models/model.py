@@ -84,3 +84,43 @@ def ensemble_scores(
     if not models:
         raise ValueError("ensemble_scores needs at least one model")
     return torch.stack([score_completions(m, tok, problems, completions, batch_size) for m in models])
+
+
+@torch.no_grad()
+def sequence_logprobs(
+    model: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: Sequence[Problem], completions: Sequence[Any],
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """``[B]`` ``log pi(y_i | x_i)`` of a causal LM: the summed log-probabilities of completion ``i``'s tokens
+    (its assistant turn, end token included) after problem ``i``'s chat prompt (on the CPU)."""
+    from ..lm.batches import sft_batch
+    from ..lm.logprobs import sequence_nll
+    from ..sft.data import conversation
+
+    if len(problems) != len(completions):
+        raise ValueError(f"{len(problems)} problems but {len(completions)} completions")
+    device = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    out = []
+    for s in range(0, len(problems), batch_size):
+        convs = [conversation(p, completion_text(c)) for p, c in zip(problems[s : s + batch_size], completions[s : s + batch_size])]
+        batch = sft_batch(tok, convs, system=True)
+        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits.float()
+        nll, _ = sequence_nll(logits, batch["labels"].to(device))
+        out.append(-nll.cpu())
+    model.train(was)
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+@torch.no_grad()
+def implicit_rewards(
+    policy: PreTrainedModel, ref: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: Sequence[Problem],
+    completions: Sequence[Any], beta: float = 0.1, batch_size: int = 64,
+) -> torch.Tensor:
+    """``[B]`` DPO's implicit reward ``beta * (log pi(y|x) - log pi_ref(y|x))`` (Rafailov et al. 2023, survey §3.1.2):
+    defined up to ``beta * log Z(x)``, a constant per prompt, which cancels in every comparison."""
+    if beta <= 0:
+        raise ValueError("beta must be positive")
+    return beta * (sequence_logprobs(policy, tok, problems, completions, batch_size)
+                   - sequence_logprobs(ref, tok, problems, completions, batch_size))

@@ -1,24 +1,26 @@
-"""Training a Bradley-Terry reward model on preference pairs, and the course's shared reward model.
+"""Training reward models on comparisons (pairs: Bradley-Terry; rankings: Plackett-Luce), and the course's
+shared reward model.
 
 :func:`course_reward_model` is how chapters 07-08 get chapter 05's reward model: it loads
-``P.model_dir("rm-05")`` when chapter 05 saved one in this profile, else trains one with the same recipe
-(seconds for the tiny model), so every notebook also runs on its own.
+``P.model_dir("rm-05")`` when chapter 05 saved one in this profile, else trains one with :data:`RECIPE`
+(under a minute for the tiny model on one CPU thread), so every notebook also runs on its own.
 """
 from __future__ import annotations
 
 import math
 import random
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..lm.training import cosine_schedule
 from ..runtime import Profile
-from ..world import sample_problems
-from ..world.preferences import PreferencePair, preference_pairs
-from .losses import bradley_terry_loss
+from ..world import Problem, sample_problems
+from ..world.preferences import KINDS, PreferencePair, candidate, preference_pairs, true_reward
+from .losses import bradley_terry_loss, plackett_luce_loss
 from .model import encode, load_reward_model, rewards_of, rm_texts
 
 
@@ -29,13 +31,69 @@ def pair_batch(tok: PreTrainedTokenizerBase, pairs: Sequence[PreferencePair], ma
     return encode(tok, texts, max_length)
 
 
-def train_reward_model(
-    model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs: Sequence[PreferencePair], steps: int,
-    batch_size: int = 32, lr: float = 1e-3, warmup: int = 10, seed: int = 0, weight_decay: float = 0.0,
-) -> list[float]:
-    """Minimise :func:`bradley_terry_loss` with AdamW over shuffled epochs of ``pairs``; returns per-step losses."""
-    if not pairs:
-        raise ValueError("train_reward_model needs at least one preference pair")
+# ---------------------------------------------------------------------------------------------- rankings
+@dataclass(frozen=True)
+class Ranking:
+    """A labelled ranking of ``K`` responses to one problem, **best first** by the (noisy) annotator.
+
+    ``rewards`` are the hidden true rewards of ``completions``, in the same order.
+    """
+
+    problem: Problem
+    completions: tuple[str, ...]
+    rewards: tuple[float, ...]
+
+
+def preference_rankings(problems: Sequence[Problem], k: int = 4, tau: float = 0.2, seed: int = 0) -> list[Ranking]:
+    """One ranking of ``k`` candidates (distinct kinds, distinct true rewards) per problem, drawn from the
+    Plackett-Luce annotator at temperature ``tau``: sort by ``r / tau + Gumbel noise`` (the Gumbel-max form of
+    Plackett-Luce sampling). For ``k = 2`` it is :func:`utils.world.preferences.preference_pairs`'s
+    Bradley-Terry annotator, ``P(a > b) = sigmoid((r_a - r_b) / tau)``. Problems with fewer than ``k``
+    distinct rewards among their tries are skipped.
+    """
+    if tau <= 0:
+        raise ValueError("tau must be positive")
+    if not 2 <= k <= len(KINDS):
+        raise ValueError(f"k must be in 2..{len(KINDS)}, got {k}")
+    rng = random.Random(seed)
+    out: list[Ranking] = []
+    for p in problems:
+        for _ in range(20):
+            texts = [candidate(p, kind, rng) for kind in rng.sample(KINDS, k)]
+            rs = [true_reward(p, t) for t in texts]
+            if min(abs(a - b) for i, a in enumerate(rs) for b in rs[i + 1 :]) > 1e-9:
+                break
+        else:
+            continue
+        keys = [r / tau - math.log(-math.log(max(rng.random(), 1e-300))) for r in rs]
+        order = sorted(range(k), key=lambda i: -keys[i])
+        out.append(Ranking(p, tuple(texts[i] for i in order), tuple(rs[i] for i in order)))
+    return out
+
+
+def ranking_pairs(rankings: Sequence[Ranking]) -> list[PreferencePair]:
+    """The ``K(K-1)/2`` pairs each ranking implies (earlier = chosen), as :class:`PreferencePair` s."""
+    return [PreferencePair(r.problem, r.completions[i], r.completions[j], r.rewards[i], r.rewards[j])
+            for r in rankings for i in range(len(r.completions)) for j in range(i + 1, len(r.completions))]
+
+
+def ranking_batch(tok: PreTrainedTokenizerBase, rankings: Sequence[Ranking], max_length: int = 256) -> dict[str, torch.Tensor]:
+    """``[K*B, L]`` rank-major rows: every ranking's first response, then every second one, ... (rewards come
+    back as ``[K*B]``; ``.view(K, B).T`` gives the ``[B, K]`` best-first scores :func:`plackett_luce_loss` takes).
+    All rankings must have the same ``K``."""
+    ks = {len(r.completions) for r in rankings}
+    if len(ks) != 1:
+        raise ValueError(f"rankings of different lengths in one batch: {sorted(ks)}")
+    (k,) = ks
+    probs = [r.problem for r in rankings]
+    texts = [t for i in range(k) for t in rm_texts(tok, probs, [r.completions[i] for r in rankings])]
+    return encode(tok, texts, max_length)
+
+
+# ---------------------------------------------------------------------------------------------- training
+def _train(model: PreTrainedModel, n_items: int, loss_of: Callable[[list[int]], torch.Tensor], steps: int,
+           batch_size: int, lr: float, warmup: int, seed: int, weight_decay: float) -> list[float]:
+    """AdamW with a cosine schedule over shuffled epochs of ``n_items``; ``loss_of(indices)`` is one batch's loss."""
     rng = random.Random(seed)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_schedule(s, steps, warmup))
@@ -43,14 +101,12 @@ def train_reward_model(
     losses = []
     model.train()
     for _ in range(steps):
-        if len(order) < batch_size:
-            more = list(range(len(pairs)))
+        while len(order) < batch_size:  # a set smaller than a batch repeats within it: every step sees batch_size items
+            more = list(range(n_items))
             rng.shuffle(more)
             order += more
         idx, order = order[:batch_size], order[batch_size:]
-        r = rewards_of(model, pair_batch(tok, [pairs[i] for i in idx]))
-        r_w, r_l = r.chunk(2)
-        loss = bradley_terry_loss(r_w, r_l)
+        loss = loss_of(idx)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -61,38 +117,178 @@ def train_reward_model(
     return losses
 
 
+def train_reward_model(
+    model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs: Sequence[PreferencePair], steps: int,
+    batch_size: int = 32, lr: float = 1e-3, warmup: int = 10, seed: int = 0, weight_decay: float = 0.0,
+    max_length: int = 256, center_coefficient: float | None = None,
+) -> list[float]:
+    """Minimise :func:`bradley_terry_loss` with AdamW over shuffled epochs of ``pairs``; returns per-step losses.
+
+    ``batch_size`` pairs (``2 * batch_size`` sequences) per step; ``center_coefficient`` as in TRL's
+    ``center_rewards_coefficient``."""
+    if not pairs:
+        raise ValueError("train_reward_model needs at least one preference pair")
+
+    def loss_of(idx: list[int]) -> torch.Tensor:
+        r_w, r_l = rewards_of(model, pair_batch(tok, [pairs[i] for i in idx], max_length)).chunk(2)
+        return bradley_terry_loss(r_w, r_l, center_coefficient=center_coefficient)
+
+    return _train(model, len(pairs), loss_of, steps, batch_size, lr, warmup, seed, weight_decay)
+
+
+def train_plackett_luce(
+    model: PreTrainedModel, tok: PreTrainedTokenizerBase, rankings: Sequence[Ranking], steps: int,
+    batch_size: int = 8, lr: float = 1e-3, warmup: int = 10, seed: int = 0, weight_decay: float = 0.0,
+    max_length: int = 256,
+) -> list[float]:
+    """Minimise :func:`plackett_luce_loss` over shuffled epochs of equal-length ``rankings``
+    (``batch_size`` rankings, ``K * batch_size`` sequences, per step); returns per-step losses."""
+    if not rankings:
+        raise ValueError("train_plackett_luce needs at least one ranking")
+    k = len(rankings[0].completions)
+
+    def loss_of(idx: list[int]) -> torch.Tensor:
+        r = rewards_of(model, ranking_batch(tok, [rankings[i] for i in idx], max_length))
+        return plackett_luce_loss(r.view(k, len(idx)).T)
+
+    return _train(model, len(rankings), loss_of, steps, batch_size, lr, warmup, seed, weight_decay)
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
+def pair_margins(model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs: Sequence[PreferencePair],
+                 batch_size: int = 128, max_length: int = 256) -> torch.Tensor:
+    """``[N]`` predicted margins ``r(x, chosen) - r(x, rejected)`` (on the CPU); ``sigmoid`` of it is the
+    model's ``P(chosen > rejected)``."""
+    out = []
+    for s in range(0, len(pairs), batch_size):
+        r_w, r_l = rewards_of(model.eval(), pair_batch(tok, pairs[s : s + batch_size], max_length)).chunk(2)
+        out.append((r_w - r_l).cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def true_margins(pairs: Sequence[PreferencePair]) -> torch.Tensor:
+    """``[N]`` hidden true-reward margins ``r*(chosen) - r*(rejected)``."""
+    return torch.tensor([p.chosen_reward - p.rejected_reward for p in pairs], dtype=torch.float32)
+
+
+def margin_accuracy(margins: torch.Tensor, pairs: Sequence[PreferencePair], truth: bool = True) -> float:
+    """Fraction of ``pairs`` whose predicted ``margins`` ``[N]`` have the sign of the true margin
+    (``truth=True``; ties skipped) or are positive (agree with the label)."""
+    if margins.shape != (len(pairs),):
+        raise ValueError(f"margins of shape {tuple(margins.shape)} for {len(pairs)} pairs")
+    if not truth:
+        return float((margins > 0).float().mean()) if len(pairs) else 0.0
+    t = true_margins(pairs)
+    keep = t != 0
+    return float(((margins * t.sign())[keep] > 0).float().mean()) if keep.any() else 0.0
+
+
 def pairwise_accuracy(model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs: Sequence[PreferencePair],
                       truth: bool = True, batch_size: int = 128) -> float:
     """Fraction of pairs the model orders correctly: by the **true** reward (``truth=True``; ties skipped)
     or by the (noisy) label."""
-    hits, n = 0, 0
-    for s in range(0, len(pairs), batch_size):
-        chunk = pairs[s : s + batch_size]
-        r_w, r_l = rewards_of(model.eval(), pair_batch(tok, chunk)).chunk(2)
-        for p, a, b in zip(chunk, r_w.tolist(), r_l.tolist()):
-            sign = 1.0 if not truth else math.copysign(1.0, p.chosen_reward - p.rejected_reward)
-            if truth and p.chosen_reward == p.rejected_reward:
-                continue
-            hits += (a - b) * sign > 0
-            n += 1
-    return hits / max(n, 1)
+    return margin_accuracy(pair_margins(model, tok, pairs, batch_size), pairs, truth)
 
 
-#: chapter 05's recipe for the shared reward model, per profile: (train problems, pairs per problem, tau, steps)
-RECIPE = {"smoke": (32, 2, 0.2, 4), "cpu": (600, 4, 0.2, 300), "gpu": (600, 4, 0.2, 300)}
+# ---------------------------------------------------------------------------------------------- TRL
+def reward_trainer(
+    model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs: Sequence[PreferencePair], device: str = "cpu",
+    dtype: torch.dtype = torch.float32, margins: Sequence[float] | None = None, output_dir: str | None = None,
+    **overrides: Any,
+) -> Any:
+    """A TRL ``RewardTrainer`` on ``pairs``, with the texts the course's reward model reads (:func:`rm_texts`:
+    rows ``chosen``/``rejected``, plus a ``margin`` column when ``margins`` is given).
+
+    CPU-safe ``RewardConfig`` defaults (``use_cpu`` or mixed precision from :func:`utils.runtime.trainer_precision`,
+    no reporting, no checkpoints, no activation checkpointing, ``max_length=256``, one logged step at a time);
+    ``overrides`` win (e.g. ``max_steps``, ``per_device_train_batch_size``, ``learning_rate``,
+    ``center_rewards_coefficient``)."""
+    import tempfile
+
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+
+    from ..runtime import trainer_precision
+
+    if not pairs:
+        raise ValueError("reward_trainer needs at least one preference pair")
+    if margins is not None and len(margins) != len(pairs):
+        raise ValueError(f"{len(margins)} margins for {len(pairs)} pairs")
+    probs = [p.problem for p in pairs]
+    rows: dict[str, list[Any]] = {"chosen": rm_texts(tok, probs, [p.chosen for p in pairs]),
+                                  "rejected": rm_texts(tok, probs, [p.rejected for p in pairs])}
+    if margins is not None:
+        rows["margin"] = [float(m) for m in margins]
+    kw: dict[str, Any] = dict(
+        output_dir=output_dir or tempfile.mkdtemp(prefix="rm-"), **trainer_precision(device, dtype), report_to="none",
+        save_strategy="no", gradient_checkpointing=False, max_length=256, logging_steps=1, dataloader_num_workers=0,
+        seed=0, disable_tqdm=True,
+    )
+    kw.update(overrides)
+    trainer = RewardTrainer(model=model, args=RewardConfig(**kw), train_dataset=Dataset.from_dict(rows), processing_class=tok)
+    if trainer.args.disable_tqdm:  # no progress bar: then the Trainer prints every log dict; the caller reads trainer.state
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    return trainer
 
 
-def course_reward_model(P: Profile, name: str = "rm-05", seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Chapter 05's reward model: loaded from ``P.model_dir(name)`` if saved there, else trained with
-    :data:`RECIPE` on Countdown-3 preference pairs from the tiny-sft backbone and saved there."""
+def trainer_batch(trainer: Any, start: int = 0, n: int = 8) -> dict[str, torch.Tensor]:
+    """Rows ``start .. start+n-1`` of a ``RewardTrainer``'s prepared (tokenized) dataset, collated by its own
+    collator: ``input_ids``/``attention_mask`` ``[2n, L]``, chosen rows first (and ``margin`` ``[n]`` if present)."""
+    rows = [trainer.train_dataset[i] for i in range(start, start + n)]
+    keep = {"chosen_ids", "rejected_ids", "margin"}
+    return trainer.data_collator([{k: v for k, v in r.items() if k in keep} for r in rows])
+
+
+def trainer_loss(trainer: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``RewardTrainer.compute_loss`` on ``batch`` (with gradients; the model in train mode, as in training)."""
+    model = trainer.model
+    device = next(model.parameters()).device
+    was = model.training
+    model.train()
+    loss = trainer.compute_loss(model, {k: v.to(device) for k, v in batch.items()})
+    model.train(was)
+    return loss
+
+
+# ---------------------------------------------------------------------------------------------- the course RM
+#: chapter 05's recipe for the shared reward model, per profile: Countdown-3 training problems (one pair each),
+#: annotator temperature, optimizer steps, pairs per step, learning rate, backbone (``None``: the profile's model).
+#: cpu: 20 steps of 16 pairs reach held-out pairwise accuracy ~0.83 in ~10-20 s on one thread (chapter 05 measures it).
+RECIPE: dict[str, dict[str, Any]] = {
+    "smoke": dict(n=32, tau=0.2, steps=4, batch_size=8, lr=3e-3, backbone="tiny-sft"),
+    "cpu": dict(n=640, tau=0.2, steps=20, batch_size=16, lr=3e-3, backbone="tiny-sft"),
+    "gpu": dict(n=2000, tau=0.2, steps=200, batch_size=16, lr=2e-5, backbone=None),  # 16 pairs: ~9 GiB in fp32 (estimated)
+}
+
+
+def recipe(P: Profile) -> dict[str, Any]:
+    """:data:`RECIPE` for this profile (a gpu dry run: the gpu backbone for 2 steps of 2 pairs, a CPU's worth)."""
+    if P.extra.get("dry_run"):
+        return {**RECIPE["smoke"], "steps": 2, "batch_size": 2, "backbone": None}
+    return dict(RECIPE[P.name])
+
+
+def recipe_pairs(P: Profile, seed: int = 0) -> list[PreferencePair]:
+    """The training pairs of :data:`RECIPE` (one per Countdown-3 training problem)."""
+    r = recipe(P)
+    return preference_pairs(sample_problems("countdown", 3, r["n"], split="train", seed=seed), 1, tau=r["tau"], seed=seed)
+
+
+def course_reward_model(P: Profile, name: str = "rm-05", seed: int = 0, retrain: bool = False
+                        ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Chapter 05's reward model: loaded from ``P.model_dir(name)`` if saved there (and not ``retrain``), else
+    trained with :data:`RECIPE` on Countdown-3 preference pairs (backbone: tiny-sft on cpu, the profile's model
+    on gpu) and saved there."""
     folder: Path = P.model_dir(name)
-    if (folder / "config.json").exists():
+    if (folder / "config.json").exists() and not retrain:
         return load_reward_model(str(folder), device=P.device, seed=seed)
-    n, per, tau, steps = RECIPE["smoke" if P.extra.get("dry_run") else P.name]
-    model, tok = load_reward_model("tiny-sft", device=P.device, seed=seed)
-    pairs = preference_pairs(sample_problems("countdown", 3, n, split="train", seed=seed), per, tau=tau, seed=seed)
-    train_reward_model(model, tok, pairs, steps=steps, seed=seed)
+    r = recipe(P)
+    model, tok = load_reward_model(r["backbone"] or P.model, device=P.device, seed=seed)
+    train_reward_model(model, tok, recipe_pairs(P, seed), steps=r["steps"], batch_size=r["batch_size"], lr=r["lr"],
+                       warmup=max(1, r["steps"] // 10), seed=seed)
     folder.parent.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
