@@ -3,9 +3,10 @@ import math
 
 import torch
 
-from utils.prefs import dpo_loss, implicit_rewards, ipo_loss, listwise_dpo_loss, orpo_loss, simpo_loss
+from utils.prefs import dpo_loss, ipo_loss, listwise_dpo_loss, orpo_loss, simpo_loss
 from utils.prefs.losses import log_odds
 from utils.reward_models import bradley_terry_loss
+from utils.reward_models.model import implicit_reward
 
 torch.manual_seed(0)
 W, L, RW, RL = (-torch.rand(6) * 20 for _ in range(4))
@@ -16,7 +17,7 @@ def sig(x):
 
 
 def test_dpo_is_bradley_terry_on_implicit_rewards():
-    r_w, r_l = implicit_rewards(W, L, RW, RL, beta=0.1)
+    r_w, r_l = implicit_reward(W, RW, 0.1), implicit_reward(L, RL, 0.1)
     assert torch.allclose(dpo_loss(W, L, RW, RL, 0.1).mean(), bradley_terry_loss(r_w, r_l), rtol=1e-6)
     i = 2
     want = -math.log(sig(0.1 * ((W[i] - RW[i]) - (L[i] - RL[i])).item()))

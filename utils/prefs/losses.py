@@ -18,23 +18,16 @@ import torch
 import torch.nn.functional as F
 
 from ..reward_models.losses import plackett_luce_loss
-
-
-def implicit_rewards(
-    chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, ref_chosen_logps: torch.Tensor,
-    ref_rejected_logps: torch.Tensor, beta: float,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """DPO's implicit rewards ``β (log π - log π_ref)`` of the chosen and the rejected responses, ``[B]`` each."""
-    return beta * (chosen_logps - ref_chosen_logps), beta * (rejected_logps - ref_rejected_logps)
+from ..reward_models.model import implicit_reward
 
 
 def dpo_loss(
     chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, ref_chosen_logps: torch.Tensor,
     ref_rejected_logps: torch.Tensor, beta: float = 0.1,
 ) -> torch.Tensor:
-    """``[B]`` DPO losses: the Bradley-Terry loss of the implicit rewards."""
-    r_w, r_l = implicit_rewards(chosen_logps, rejected_logps, ref_chosen_logps, ref_rejected_logps, beta)
-    return -F.logsigmoid(r_w - r_l)
+    """``[B]`` DPO losses: the Bradley-Terry loss of the implicit rewards
+    (:func:`utils.reward_models.model.implicit_reward`)."""
+    return -F.logsigmoid(implicit_reward(chosen_logps, ref_chosen_logps, beta) - implicit_reward(rejected_logps, ref_rejected_logps, beta))
 
 
 def ipo_loss(
@@ -69,4 +62,4 @@ def listwise_dpo_loss(logps: torch.Tensor, ref_logps: torch.Tensor, beta: float 
 
     For ``K = 2`` it is the DPO loss (averaged). ``lengths``: ranked items per row, the rest padding.
     """
-    return plackett_luce_loss(beta * (logps - ref_logps), lengths)
+    return plackett_luce_loss(implicit_reward(logps, ref_logps, beta), lengths)

@@ -114,13 +114,18 @@ def sequence_logprobs(
 
 
 @torch.no_grad()
+def implicit_reward(logps: torch.Tensor, ref_logps: torch.Tensor, beta: float) -> torch.Tensor:
+    """DPO's implicit reward ``beta * (log pi(y|x) - log pi_ref(y|x))`` from sequence log-probs (any shape)."""
+    if beta <= 0:
+        raise ValueError("beta must be positive")
+    return beta * (logps - ref_logps)
+
+
 def implicit_rewards(
     policy: PreTrainedModel, ref: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: Sequence[Problem],
     completions: Sequence[Any], beta: float = 0.1, batch_size: int = 64,
 ) -> torch.Tensor:
     """``[B]`` DPO's implicit reward ``beta * (log pi(y|x) - log pi_ref(y|x))`` (Rafailov et al. 2023, survey §3.1.2):
     defined up to ``beta * log Z(x)``, a constant per prompt, which cancels in every comparison."""
-    if beta <= 0:
-        raise ValueError("beta must be positive")
-    return beta * (sequence_logprobs(policy, tok, problems, completions, batch_size)
-                   - sequence_logprobs(ref, tok, problems, completions, batch_size))
+    return implicit_reward(sequence_logprobs(policy, tok, problems, completions, batch_size),
+                           sequence_logprobs(ref, tok, problems, completions, batch_size), beta)
