@@ -286,12 +286,15 @@ def mc_step_labels(policy: PreTrainedModel, tok: PreTrainedTokenizerBase, proble
     prompts = build_prompts(tok, problems)
     jobs = [(i, pre) for i, c in enumerate(completions) for pre in step_prefixes(c)]
     # identical (problem, prefix) pairs share one set of rollouts: the same distribution, sampled once
-    unique = list(dict.fromkeys((prompts[i] + pre, i, pre) for i, pre in jobs))
+    first: dict[str, tuple[int, str]] = {}
+    for i, pre in jobs:
+        first.setdefault(prompts[i] + pre, (i, pre))
+    unique = list(first.items())
     rate: dict[str, list[float]] = {}
     if unique:
-        s = sample(policy, tok, [u[0] for u in unique], n=k, max_new_tokens=max_new_tokens,
+        s = sample(policy, tok, [key for key, _ in unique], n=k, max_new_tokens=max_new_tokens,
                    temperature=temperature, batch_size=batch_size, seed=seed)
-        for j, (key, i, pre) in enumerate(unique):
+        for j, (key, (i, pre)) in enumerate(unique):
             rate[key] = [score(problems[i], pre + s.texts[j * k + r]) for r in range(k)]
     hard: list[list[float]] = [[] for _ in completions]
     soft: list[list[float]] = [[] for _ in completions]
