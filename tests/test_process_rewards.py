@@ -86,6 +86,12 @@ def test_orm_and_prm_learn_and_score_anything():
     assert sp[-2:] == [[], []] and all(len(a) == len(b) for a, b in zip(sp, labels))
     assert pr.aggregate(sp[:16], "last").mean() > pr.aggregate(sp[16:32], "last").mean()
     assert pr.prm_scores(prm, tok, probs[:2], ["", None]).tolist() == [0.0, 0.0]
+    # duplicates are scored once and the results spread back in order
+    mixed_p, mixed_c = [probs[0], probs[1], probs[0]], [good[0], bad[1], good[0]]
+    o = pr.orm_scores(orm, tok, mixed_p, mixed_c)
+    assert o[0] == o[2] and torch.allclose(o[1], pr.orm_scores(orm, tok, [probs[1]], [bad[1]])[0])
+    sp3 = pr.step_probabilities(prm, tok, mixed_p, mixed_c)
+    assert sp3[0] == sp3[2] and sp3[1] == pytest.approx(pr.step_probabilities(prm, tok, [probs[1]], [bad[1]])[0], abs=1e-6)
 
 
 def test_step_logits_equal_the_sequence_head_at_the_last_token(tiny_sft):

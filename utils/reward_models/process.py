@@ -213,21 +213,37 @@ def train_prm(model: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: Se
 
 
 # ---------------------------------------------------------------------------------------------- scoring
+def _distinct(problems: Sequence[Problem], completions: Sequence[Any]) -> tuple[list[int], list[int]]:
+    """``(first, where)``: the index of the first of each distinct (problem, completion) pair, and for every item
+    the position of its pair in ``first`` (a best-of-N pool repeats many completions; each is scored once)."""
+    seen: dict[tuple[str, str, str], int] = {}
+    first, where = [], []
+    for i, (p, c) in enumerate(zip(problems, completions)):
+        key = (p.uid, p.prompt, completion_text(c))
+        if key not in seen:
+            seen[key] = len(first)
+            first.append(i)
+        where.append(seen[key])
+    return first, where
+
+
 @torch.no_grad()
 def step_probabilities(model: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: Sequence[Problem],
                        completions: Sequence[Any], batch_size: int = 128) -> list[list[float]]:
     """The PRM's probability that each step is good: ``B`` lists, one float per step (``[]``: no steps)."""
     if len(problems) != len(completions):
         raise ValueError(f"{len(problems)} problems but {len(completions)} completions")
+    first, where = _distinct(problems, completions)
+    probs, comps = [problems[i] for i in first], [completions[i] for i in first]
     was = model.training
     model.eval()
     out: list[list[float]] = []
-    for s in range(0, len(problems), batch_size):
-        b = prm_batch(tok, problems[s : s + batch_size], completions[s : s + batch_size])
+    for s in range(0, len(probs), batch_size):
+        b = prm_batch(tok, probs[s : s + batch_size], comps[s : s + batch_size])
         p = step_logits(model, b).sigmoid().cpu()
         out += [p[i, : int(b["step_mask"][i].sum())].tolist() for i in range(p.shape[0])]
     model.train(was)
-    return out
+    return [list(out[j]) for j in where]
 
 
 def aggregate(step_probs: Sequence[Sequence[float]], how: str = "min") -> torch.Tensor:
@@ -248,7 +264,11 @@ def prm_scores(model: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: S
 def orm_scores(model: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: Sequence[Problem],
                completions: Sequence[Any], batch_size: int = 128) -> torch.Tensor:
     """``[B]`` the ORM's probability that each completion is correct (sigmoid of the last-token logit)."""
-    return score_completions(model, tok, problems, completions, batch_size).sigmoid()
+    if len(problems) != len(completions):
+        raise ValueError(f"{len(problems)} problems but {len(completions)} completions")
+    first, where = _distinct(problems, completions)
+    s = score_completions(model, tok, [problems[i] for i in first], [completions[i] for i in first], batch_size)
+    return s.sigmoid()[torch.tensor(where, dtype=torch.long)] if where else torch.zeros(0)
 
 
 # ---------------------------------------------------------------------------------------------- labels
@@ -309,7 +329,7 @@ def mc_step_labels(policy: PreTrainedModel, tok: PreTrainedTokenizerBase, proble
 #: chapter 06's recipe per profile: training problems per level, samples per problem, MC rollouts per step, steps
 RECIPE = {
     "smoke": {"levels": (3, 4), "problems": 8, "samples": 2, "k": 2, "steps": 3, "batch_size": 8, "lr": 2e-3, "max_new_tokens": 48},
-    "cpu": {"levels": (3, 4), "problems": 40, "samples": 4, "k": 4, "steps": 80, "batch_size": 16, "lr": 2e-3, "max_new_tokens": 64},
+    "cpu": {"levels": (3, 4), "problems": 40, "samples": 4, "k": 4, "steps": 140, "batch_size": 16, "lr": 2e-3, "max_new_tokens": 64},
     "gpu": {"levels": (3, 4), "problems": 400, "samples": 8, "k": 8, "steps": 600, "batch_size": 32, "lr": 1e-3, "max_new_tokens": 64},
 }
 
