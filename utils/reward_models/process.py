@@ -329,7 +329,7 @@ def mc_step_labels(policy: PreTrainedModel, tok: PreTrainedTokenizerBase, proble
 #: chapter 06's recipe per profile: training problems per level, samples per problem, MC rollouts per step, steps
 RECIPE = {
     "smoke": {"levels": (3, 4), "problems": 8, "samples": 2, "k": 2, "steps": 3, "batch_size": 8, "lr": 2e-3, "max_new_tokens": 48},
-    "cpu": {"levels": (3, 4), "problems": 40, "samples": 4, "k": 4, "steps": 140, "batch_size": 16, "lr": 2e-3, "max_new_tokens": 64},
+    "cpu": {"levels": (3, 4), "problems": 40, "samples": 4, "k": 4, "steps": 100, "batch_size": 16, "lr": 2e-3, "max_new_tokens": 64},
     "gpu": {"levels": (3, 4), "problems": 400, "samples": 8, "k": 8, "steps": 600, "batch_size": 32, "lr": 1e-3, "max_new_tokens": 64},
 }
 
