@@ -140,3 +140,18 @@ def test_course_loaders_train_once_then_load(tmp_path, monkeypatch):
     assert len(pr.step_probabilities(prm, tok, sample_problems("countdown", 3, 1), ["<think>1+2=3</think>"])[0]) == 1
     with pytest.raises(ValueError):
         pr.course_prm(P, "soft")
+
+
+def test_roc_auc_is_the_pairwise_probability():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 5, 300).astype(float)            # many ties
+    y = (rng.random(300) < 0.3 + 0.1 * s).astype(float)
+    pos, neg = s[y > 0.5], s[y <= 0.5]
+    want = (pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean()
+    assert abs(pr.roc_auc(s, y) - want) < 1e-12
+    assert pr.roc_auc([1, 2, 3], [0, 0, 1]) == 1.0 and pr.roc_auc([3, 2, 1], [0, 0, 1]) == 0.0
+    assert math.isnan(pr.roc_auc([1, 2], [1, 1]))
+    with pytest.raises(ValueError):
+        pr.roc_auc([1, 2], [1])

@@ -271,6 +271,22 @@ def orm_scores(model: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: S
     return s.sigmoid()[torch.tensor(where, dtype=torch.long)] if where else torch.zeros(0)
 
 
+def roc_auc(scores: Sequence[float], labels: Sequence[float]) -> float:
+    """Area under the ROC curve: the chance that a random positive (label > 0.5) scores above a random negative,
+    ties counting one half (the Mann-Whitney statistic, from average ranks: O(n log n)). ``nan`` without both."""
+    import numpy as np
+
+    s, y = np.asarray(scores, dtype=float), np.asarray(labels, dtype=float) > 0.5
+    if s.shape != y.shape:
+        raise ValueError(f"{s.shape[0] if s.ndim else 0} scores but {y.shape[0] if y.ndim else 0} labels")
+    n1, n0 = int(y.sum()), int((~y).sum())
+    if not n1 or not n0:
+        return float("nan")
+    _, inv, counts = np.unique(s, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - counts + (counts + 1) / 2)[inv]      # 1-based average ranks
+    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
 # ---------------------------------------------------------------------------------------------- labels
 def exact_step_labels(problems: Sequence[Problem], completions: Sequence[Any]) -> list[list[float]]:
     """The solver's per-step labels (``process_rewards``): 1 = valid and the target still reachable."""
