@@ -211,3 +211,11 @@ def test_course_reward_model_trains_saves_and_loads(tmp_path, monkeypatch):
     comps = [p.completion() for p in probs]
     assert torch.allclose(score_completions(model, tok, probs, comps), score_completions(again, tok, probs, comps))
     assert pair_margins(again, tok, preference_pairs(probs, 1)).shape[0] >= 1
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
+def test_every_recipe_fits_the_world(profile):
+    """The recipe's problem count exists in the training split (a gpu dry run uses smoke sizes, so only this sees gpu's)."""
+    from utils.reward_models.train import RECIPE
+
+    assert len(sample_problems("countdown", 3, RECIPE[profile]["n"], split="train")) == RECIPE[profile]["n"]

@@ -260,7 +260,7 @@ def trainer_loss(trainer: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 RECIPE: dict[str, dict[str, Any]] = {
     "smoke": dict(n=32, tau=0.2, steps=4, batch_size=8, lr=3e-3, backbone="tiny-sft"),
     "cpu": dict(n=640, tau=0.2, steps=20, batch_size=16, lr=3e-3, backbone="tiny-sft"),
-    "gpu": dict(n=2000, tau=0.2, steps=200, batch_size=16, lr=2e-5, backbone=None),  # 16 pairs: ~9 GiB in fp32 (estimated)
+    "gpu": dict(n=800, tau=0.2, steps=200, batch_size=16, lr=2e-5, backbone=None),  # 852 distinct problems; 16 pairs: ~9 GiB fp32 (est.)
 }
 
 
