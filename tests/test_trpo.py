@@ -4,8 +4,8 @@ import copy
 import pytest
 import torch
 
-from utils.lm.models import new_tiny_model
 from utils.lm import build_prompts, sample
+from utils.lm.models import new_tiny_model
 from utils.rl import trpo
 from utils.world import sample_problems
 
