@@ -349,7 +349,7 @@ def ppo_update(policy: PreTrainedModel, critic: Critic, opt: torch.optim.Optimiz
             opt_v.zero_grad(); v_loss.backward()
             torch.nn.utils.clip_grad_norm_(critic.parameters(), cfg.max_grad_norm)
             opt_v.step()
-            st.update(policy_loss=float(loss), value_loss=float(v_loss))
+            st.update(policy_loss=float(loss.detach()), value_loss=float(v_loss.detach()))
             logs.append(st)
     policy.eval(); critic.eval()
     out_stats = {k: sum(d[k] for d in logs) / len(logs) for k in logs[0]}
