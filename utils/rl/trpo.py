@@ -162,7 +162,7 @@ def _trpo_step(model: PreTrainedModel, samples: Samples, advantages: torch.Tenso
     sFs = float(s @ fisher_vector_product(kl_fn, params, s, damping))
     full = s * (2 * max_kl / max(sFs, 1e-12)) ** 0.5
     expected = float(g @ full)
-    theta0, base = _get_flat(params), float(surr0)
+    theta0, base = _get_flat(params), float(surr0.detach())
     frac = 1.0
     for _ in range(max_backtracks + 1):
         _set_flat(params, theta0 + frac * full)
