@@ -93,10 +93,11 @@ class Profile:
     def model_dir(self, name: str) -> Path:
         """Where a chapter saves a model that later chapters load: ``build/models/<profile>/<name>``.
 
-        One folder per profile, so a smoke run's model is never picked up by a ``cpu`` run. ``$COURSE_BUILD``
+        One folder per profile (a gpu dry run has its own), so a smoke run's model is never picked up by a ``cpu``
+        run, nor a dry run's by a real gpu run. ``$COURSE_BUILD``
         moves ``build/``.
         """
-        return build_dir() / "models" / self.name / name
+        return build_dir() / "models" / (self.name + ("-dry-run" if self.extra.get("dry_run") else "")) / name
 
     def device_label(self) -> str:
         """The device in words: the GPU's name, or ``CPU, <n> threads``."""

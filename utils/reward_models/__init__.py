@@ -2,10 +2,14 @@
 
 * :mod:`.model` - :func:`load_reward_model` (an LM with a scalar head: ``AutoModelForSequenceClassification``
   with one label, the form TRL's ``RewardTrainer`` trains), :func:`rm_texts`, :func:`score_completions`,
-  :func:`ensemble_scores`.
-* :mod:`.losses` - Bradley-Terry and Plackett-Luce losses, pairwise accuracy.
-* :mod:`.train` - :func:`pair_batch`, :func:`train_reward_model` (AdamW, the Bradley-Terry loss),
-  :func:`pairwise_accuracy`, :func:`course_reward_model` (load chapter 05's RM or train one with its recipe).
+  :func:`ensemble_scores`; sequence log-probs and DPO's implicit reward ``β log π/π_ref``.
+* :mod:`.losses` - Bradley-Terry (margin, centering) and Plackett-Luce losses.
+* :mod:`.train` - :func:`pair_batch`, :func:`train_reward_model`, Plackett-Luce rankings, pairwise accuracy,
+  TRL ``RewardTrainer`` glue, :func:`course_reward_model` (chapter 05's RM: loaded, or trained with its recipe).
+* :mod:`.calibration` - the annotator's probabilities, calibration curves and ECE, error rate by ensemble disagreement.
+* :mod:`.process` - outcome (ORM) and process (PRM) reward models: step boundaries, exact and Monte-Carlo
+  (Math-Shepherd) step labels, aggregation, ``course_orm`` / ``course_prm`` (chapter 06).
+* :mod:`.judges` - AI judges (a model's own likelihood) and AI-labelled preference pairs, bias probes (chapter 08).
 
 Imports only :mod:`utils.lm`, :mod:`utils.world` and the top-level helpers.
 """
