@@ -20,7 +20,6 @@ Shapes: ``B`` completions, ``L`` tokens, ``S`` step boundaries (padded per batch
 from __future__ import annotations
 
 import math
-import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +30,11 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..lm.generation import build_prompts, generate_texts, sample
-from ..lm.training import cosine_schedule
 from ..runtime import Profile
 from ..world import Problem, sample_problems, score
 from ..world.rewards import completion_text, process_rewards
 from .model import encode, load_reward_model, rewards_of, rm_texts, score_completions
+from .train import train_on_indices
 
 #: the step separators of :func:`utils.world.split_steps`, and the cap of the Countdown step labeller
 SEPARATORS = ",\n;"
@@ -151,31 +150,11 @@ def prm_loss(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor) -> 
 # ---------------------------------------------------------------------------------------------- training
 def _fit(model: PreTrainedModel, n: int, loss_of: Callable[[list[int]], torch.Tensor], steps: int, batch_size: int,
          lr: float, warmup: int, seed: int) -> list[float]:
-    """AdamW with warm-up + cosine over shuffled epochs of ``n`` examples; ``loss_of(indices)`` gives a batch loss."""
+    """:func:`~utils.reward_models.train.train_on_indices` (no weight decay), seeding torch first."""
     if n == 0:
         raise ValueError("no training examples")
-    rng = random.Random(seed)
     torch.manual_seed(seed)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_schedule(s, steps, warmup))
-    order: list[int] = []
-    losses = []
-    model.train()
-    for _ in range(steps):
-        if len(order) < batch_size:
-            more = list(range(n))
-            rng.shuffle(more)
-            order += more
-        idx, order = order[:batch_size], order[batch_size:]
-        loss = loss_of(idx)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-    model.eval()
-    return losses
+    return train_on_indices(model, n, loss_of, steps, batch_size, lr, warmup, seed, weight_decay=0.0)
 
 
 def train_orm(model: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: Sequence[Problem], completions: Sequence[Any],

@@ -91,9 +91,11 @@ def ranking_batch(tok: PreTrainedTokenizerBase, rankings: Sequence[Ranking], max
 
 
 # ---------------------------------------------------------------------------------------------- training
-def _train(model: PreTrainedModel, n_items: int, loss_of: Callable[[list[int]], torch.Tensor], steps: int,
+def train_on_indices(model: PreTrainedModel, n_items: int, loss_of: Callable[[list[int]], torch.Tensor], steps: int,
            batch_size: int, lr: float, warmup: int, seed: int, weight_decay: float) -> list[float]:
-    """AdamW with a cosine schedule over shuffled epochs of ``n_items``; ``loss_of(indices)`` is one batch's loss."""
+    """AdamW with a cosine schedule over shuffled epochs of ``n_items``; ``loss_of(indices)`` is one batch's loss.
+
+    The one loop behind every reward model of the package (Bradley-Terry, Plackett-Luce, ORM, PRM)."""
     rng = random.Random(seed)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_schedule(s, steps, warmup))
@@ -133,7 +135,7 @@ def train_reward_model(
         r_w, r_l = rewards_of(model, pair_batch(tok, [pairs[i] for i in idx], max_length)).chunk(2)
         return bradley_terry_loss(r_w, r_l, center_coefficient=center_coefficient)
 
-    return _train(model, len(pairs), loss_of, steps, batch_size, lr, warmup, seed, weight_decay)
+    return train_on_indices(model, len(pairs), loss_of, steps, batch_size, lr, warmup, seed, weight_decay)
 
 
 def train_plackett_luce(
@@ -151,7 +153,7 @@ def train_plackett_luce(
         r = rewards_of(model, ranking_batch(tok, [rankings[i] for i in idx], max_length))
         return plackett_luce_loss(r.view(k, len(idx)).T)
 
-    return _train(model, len(rankings), loss_of, steps, batch_size, lr, warmup, seed, weight_decay)
+    return train_on_indices(model, len(rankings), loss_of, steps, batch_size, lr, warmup, seed, weight_decay)
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
