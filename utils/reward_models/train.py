@@ -92,10 +92,16 @@ def ranking_batch(tok: PreTrainedTokenizerBase, rankings: Sequence[Ranking], max
 
 # ---------------------------------------------------------------------------------------------- training
 def train_on_indices(model: PreTrainedModel, n_items: int, loss_of: Callable[[list[int]], torch.Tensor], steps: int,
-           batch_size: int, lr: float, warmup: int, seed: int, weight_decay: float) -> list[float]:
+           batch_size: int, lr: float, warmup: int, seed: int, weight_decay: float,
+           micro_batch: int | None = None) -> list[float]:
     """AdamW with a cosine schedule over shuffled epochs of ``n_items``; ``loss_of(indices)`` is one batch's loss.
 
-    The one loop behind every reward model of the package (Bradley-Terry, Plackett-Luce, ORM, PRM)."""
+    The one loop behind every reward model of the package (Bradley-Terry, Plackett-Luce, ORM, PRM).
+    ``micro_batch``: items per forward/backward pass (gradient accumulation, to bound activation memory); each
+    chunk's loss is weighted by its share of the batch, which gives the full batch's gradient exactly when
+    ``loss_of`` is a mean over items (Bradley-Terry, Plackett-Luce). ``None``: the whole batch in one pass."""
+    if micro_batch is not None and micro_batch < 1:
+        raise ValueError(f"micro_batch must be >= 1 or None, got {micro_batch}")
     rng = random.Random(seed)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_schedule(s, steps, warmup))
@@ -108,13 +114,18 @@ def train_on_indices(model: PreTrainedModel, n_items: int, loss_of: Callable[[li
             rng.shuffle(more)
             order += more
         idx, order = order[:batch_size], order[batch_size:]
-        loss = loss_of(idx)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        chunk = micro_batch or batch_size
+        total = 0.0
+        for s in range(0, batch_size, chunk):
+            part = idx[s : s + chunk]
+            loss = loss_of(part) * (len(part) / batch_size)
+            loss.backward()
+            total += loss.item()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(loss.item())
+        losses.append(total)
     model.eval()
     return losses
 
@@ -122,12 +133,12 @@ def train_on_indices(model: PreTrainedModel, n_items: int, loss_of: Callable[[li
 def train_reward_model(
     model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs: Sequence[PreferencePair], steps: int,
     batch_size: int = 32, lr: float = 1e-3, warmup: int = 10, seed: int = 0, weight_decay: float = 0.0,
-    max_length: int = 256, center_coefficient: float | None = None,
+    max_length: int = 256, center_coefficient: float | None = None, micro_batch: int | None = None,
 ) -> list[float]:
     """Minimise :func:`bradley_terry_loss` with AdamW over shuffled epochs of ``pairs``; returns per-step losses.
 
-    ``batch_size`` pairs (``2 * batch_size`` sequences) per step; ``center_coefficient`` as in TRL's
-    ``center_rewards_coefficient``."""
+    ``batch_size`` pairs (``2 * batch_size`` sequences) per step, ``micro_batch`` pairs per forward/backward pass
+    (same gradient, less memory); ``center_coefficient`` as in TRL's ``center_rewards_coefficient``."""
     if not pairs:
         raise ValueError("train_reward_model needs at least one preference pair")
 
@@ -135,13 +146,13 @@ def train_reward_model(
         r_w, r_l = rewards_of(model, pair_batch(tok, [pairs[i] for i in idx], max_length)).chunk(2)
         return bradley_terry_loss(r_w, r_l, center_coefficient=center_coefficient)
 
-    return train_on_indices(model, len(pairs), loss_of, steps, batch_size, lr, warmup, seed, weight_decay)
+    return train_on_indices(model, len(pairs), loss_of, steps, batch_size, lr, warmup, seed, weight_decay, micro_batch)
 
 
 def train_plackett_luce(
     model: PreTrainedModel, tok: PreTrainedTokenizerBase, rankings: Sequence[Ranking], steps: int,
     batch_size: int = 8, lr: float = 1e-3, warmup: int = 10, seed: int = 0, weight_decay: float = 0.0,
-    max_length: int = 256,
+    max_length: int = 256, micro_batch: int | None = None,
 ) -> list[float]:
     """Minimise :func:`plackett_luce_loss` over shuffled epochs of equal-length ``rankings``
     (``batch_size`` rankings, ``K * batch_size`` sequences, per step); returns per-step losses."""
@@ -153,11 +164,12 @@ def train_plackett_luce(
         r = rewards_of(model, ranking_batch(tok, [rankings[i] for i in idx], max_length))
         return plackett_luce_loss(r.view(k, len(idx)).T)
 
-    return train_on_indices(model, len(rankings), loss_of, steps, batch_size, lr, warmup, seed, weight_decay)
+    return train_on_indices(model, len(rankings), loss_of, steps, batch_size, lr, warmup, seed, weight_decay, micro_batch)
 
 
 # ---------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
+@torch.no_grad()  # without it a 128-pair batch keeps its autograd graph alive: many GiB of activations for SmolLM2
 def pair_margins(model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs: Sequence[PreferencePair],
                  batch_size: int = 128, max_length: int = 256) -> torch.Tensor:
     """``[N]`` predicted margins ``r(x, chosen) - r(x, rejected)`` (on the CPU); ``sigmoid`` of it is the
@@ -262,7 +274,8 @@ def trainer_loss(trainer: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 RECIPE: dict[str, dict[str, Any]] = {
     "smoke": dict(n=32, tau=0.2, steps=4, batch_size=8, lr=3e-3, backbone="tiny-sft"),
     "cpu": dict(n=640, tau=0.2, steps=20, batch_size=16, lr=3e-3, backbone="tiny-sft"),
-    "gpu": dict(n=800, tau=0.2, steps=200, batch_size=16, lr=2e-5, backbone=None),  # 852 distinct problems; 16 pairs: ~9 GiB fp32 (est.)
+    # 852 distinct problems; one 16-pair pass of SmolLM2 in fp32 (~4.5 GiB of activations) fits a T4: no micro-batches
+    "gpu": dict(n=800, tau=0.2, steps=200, batch_size=16, micro_batch=None, lr=2e-5, backbone=None),
 }
 
 
@@ -290,7 +303,7 @@ def course_reward_model(P: Profile, name: str = "rm-05", seed: int = 0, retrain:
     r = recipe(P)
     model, tok = load_reward_model(r["backbone"] or P.model, device=P.device, seed=seed)
     train_reward_model(model, tok, recipe_pairs(P, seed), steps=r["steps"], batch_size=r["batch_size"], lr=r["lr"],
-                       warmup=max(1, r["steps"] // 10), seed=seed)
+                       warmup=max(1, r["steps"] // 10), seed=seed, micro_batch=r.get("micro_batch"))
     folder.parent.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
