@@ -36,10 +36,17 @@ def profile_cells(notebook: Path, profile: str) -> list[dict[str, Any]]:
     from IPython.core.interactiveshell import InteractiveShell
 
     cells = json.loads(notebook.read_text())["cells"]
-    os.chdir(notebook.parent)
-    sys.path.insert(0, str(notebook.parent.parent))
-    shell = InteractiveShell.instance()
-    cuda = torch.cuda.is_available() and profile == "gpu"
+    cwd = os.getcwd()
+    os.chdir(notebook.parent)  # as papermill runs it: relative paths resolve from the notebook's folder
+    try:
+        return _run(cells, profile, InteractiveShell.instance(), torch.cuda.is_available() and profile == "gpu")
+    finally:
+        os.chdir(cwd)
+
+
+def _run(cells: list[dict[str, Any]], profile: str, shell: Any, cuda: bool) -> list[dict[str, Any]]:
+    import torch
+
     rows: list[dict[str, Any]] = []
     for i, cell in enumerate(cells):
         if cell["cell_type"] != "code":
