@@ -15,7 +15,7 @@ def test_bench_runs_on_cpu(tmp_path, monkeypatch):
     assert list(rows) == list(bench.PATHS)
     assert all("error" not in r for r in rows.values()), rows
     assert all(r["rows identical to generate"] == "4/4" for r in rows.values())
-    assert all(r["first call s"] >= r["seconds"] > 0 and r["ms per step"] > 0 for r in rows.values())
+    assert all(r["first call s"] > 0 and r["seconds"] > 0 and r["ms per step"] > 0 for r in rows.values())
     assert rows["HF generate, static cache"]["speed vs HF static"] == 1.0
     assert float(rows["course sampler, fast + compile"]["compile check rel. error"]) <= 1e-4
     base = bench.baselines("tiny-sft", n=2, new_tokens=48, dtype=torch.float32, device=device, batch=8)
