@@ -29,3 +29,15 @@ def test_bench_runs_on_cpu(tmp_path, monkeypatch):
     assert result["device"] == "CPU" and "HF generate, static cache" not in result["agreement"]["rows"]
     assert all(r["rows identical to generate"] == "2/2" for r in result["agreement"]["rows"].values())
     assert "Greedy agreement check" in (tmp_path / "bench.md").read_text()
+
+
+def test_bench_random_weights_branch(monkeypatch):
+    """--random-weights swaps in the architecture with random weights (here a fresh tiny model, to stay quick)."""
+    from utils.lm.models import new_tiny_model
+    monkeypatch.setenv("COURSE_COMPILE_BACKEND", "aot_eager")
+    monkeypatch.setattr(bench, "random_model", lambda name, device, dtype: new_tiny_model(seed=1)[0].to(device=device, dtype=dtype))
+    sp = bench.speed("tiny-sft", batch=2, new_tokens=8, dtype=torch.float32, device=torch.device("cpu"), repeats=0,
+                     random_weights=True, paths=("HF generate", "course sampler, fast + compile"))
+    assert sp["model"] == "tiny-sft (random weights)" and list(sp["rows"]) == ["HF generate", "course sampler, fast + compile"]
+    assert all(r["rows identical to generate"] == "2/2" and r["decode steps"] == 8 for r in sp["rows"].values()), sp["rows"]
+    assert sp["rows"]["course sampler, fast + compile"]["warm-up s"] == "-"

@@ -119,6 +119,7 @@ def speed(
             continue
         if name == "course sampler, fast + compile":
             rows[name]["compile check rel. error"] = f"{generation.last_decode.get('check_error') or 0:.1e}"
+        print(f"[bench] {name}: {rows[name]['seconds']} s warm, first call {rows[name]['first call s']} s", flush=True)
     ref = outputs.get("HF generate")
     for name in outputs:
         if ref is not None:
