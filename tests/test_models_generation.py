@@ -211,3 +211,19 @@ def test_inductor_compiled_step_on_cpu():
         comp = sample(m, tok, prompts, max_new_tokens=6, temperature=0, fast=True, compiled=True)
         assert generation.last_decode["compiled"] and generation.last_decode["check_error"] <= 1e-4
         assert torch.equal(plain.completion_ids, comp.completion_ids)
+
+
+def test_default_compiles_a_shape_from_its_second_use(tiny_sft, monkeypatch):
+    """Left to the default (as on CUDA), a one-off shape is not compiled and a repeated one is."""
+    from utils.lm import generation
+    monkeypatch.setenv("COURSE_COMPILE_BACKEND", "aot_eager")
+    monkeypatch.delenv("COURSE_COMPILE_GENERATION", raising=False)
+    monkeypatch.setattr(generation, "compile_generation_default", lambda model: True)
+    m, tok = models.new_tiny_model(seed=2)
+    m.eval()
+    prompts = build_prompts(tok, sample_problems("countdown", 3, 2, "test"), system=None)
+    used = []
+    for max_new in (8, 8, 9, 100):  # 100: another cache bucket
+        sample(m, tok, prompts, max_new_tokens=max_new, temperature=0, fast=True)
+        used.append(generation.last_decode["compiled"])
+    assert used == [False, True, True, False]

@@ -30,10 +30,11 @@ Three decoding paths compute the same function:
 The sampling decision itself (:func:`_choose`: argmax, or temperature, top-p and ``torch.multinomial``) stays
 eager and outside the graph in every path, so all paths draw the same random numbers.
 
-``sample(..., fast=None, compiled=None)`` picks fast on CUDA for plain ``transformers`` models and compiled
-with it on CUDA, and falls back (compiled -> fast -> plain, with a warning) if a model cannot be compiled or
-captured. ``COURSE_FAST_GENERATION=0`` turns the fast path off, ``COURSE_COMPILE_GENERATION=0`` only the compile
-(``=1`` forces it, on CPU too); ``COURSE_COMPILE_MODE`` / ``COURSE_COMPILE_BACKEND`` choose how to compile.
+``sample(..., fast=None, compiled=None)`` picks fast on CUDA for plain ``transformers`` models, compiled with
+it on CUDA for a shape met before (a compile pays off over repeated calls, not for a one-off), and falls back
+(compiled -> fast -> plain, with a warning) if a model cannot be compiled or captured.
+``COURSE_FAST_GENERATION=0`` turns the fast path off, ``COURSE_COMPILE_GENERATION=0`` only the compile (``=1``
+forces it from the first call, on CPU too); ``COURSE_COMPILE_MODE`` / ``COURSE_COMPILE_BACKEND`` choose how.
 ``python -m utils.tools.bench`` measures all of them side by side with ``generate``.
 
 In fp32 the paths give the same tokens (tests; on an H200, 32/32 greedy rows of the fast path equal to
@@ -434,15 +435,30 @@ def compile_settings() -> tuple[str, str]:
 
 
 def compile_generation_default(model: torch.nn.Module) -> bool:
-    """Compile the fast path's decode step? Yes on CUDA, unless ``COURSE_COMPILE_GENERATION=0``.
+    """May the fast path compile its decode step? Yes on CUDA, unless ``COURSE_COMPILE_GENERATION=0``.
 
     On CPU the default is no (inductor needs a C++ compiler, and compiling costs more than it saves there);
-    ``COURSE_COMPILE_GENERATION=1`` forces it anywhere.
+    ``COURSE_COMPILE_GENERATION=1`` forces it anywhere, from the first call. Left to the default, a shape is
+    compiled only from its :data:`COMPILE_AFTER`-th use (:func:`_worth_compiling`).
     """
     env = os.environ.get("COURSE_COMPILE_GENERATION")
     if env is not None:
         return env.strip() not in ("0", "false", "False", "")
     return next(model.parameters()).device.type == "cuda"
+
+
+# Compiling one shape costs tens of seconds and saves a millisecond or two per token: worth it for a shape an RL
+# loop repeats every step, not for a one-off evaluation. So by default a (B, L, dtype) is compiled on its second use.
+COMPILE_AFTER = 2
+_SHAPES_SEEN: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[int, int, torch.dtype], int]]" = weakref.WeakKeyDictionary()
+
+
+def _worth_compiling(model: torch.nn.Module, batch: int, prompt_len: int, max_new_tokens: int) -> bool:
+    """Count one more use of this call's compiled shape ``(B, L, dtype)``; ``True`` from the :data:`COMPILE_AFTER`-th."""
+    key = (batch, _bucket(prompt_len + max_new_tokens, CACHE_BUCKET), next(model.parameters()).dtype)
+    seen = _SHAPES_SEEN.setdefault(model, {})
+    seen[key] = seen.get(key, 0) + 1
+    return seen[key] >= COMPILE_AFTER
 
 
 def fast_generation_default(model: torch.nn.Module) -> bool:
@@ -476,9 +492,9 @@ def sample(
 
     Sequences are ordered prompt-major: rows ``i*n ... i*n+n-1`` belong to ``prompts[i]``.
     ``fast``: decode on a static KV cache (a CUDA graph on GPUs); ``None`` = :func:`fast_generation_default`.
-    ``compiled``: on the fast path, ``torch.compile`` the decode step before recording it; ``None`` =
-    :func:`compile_generation_default`. Left to the defaults, a failure falls back with a warning (compiled ->
-    fast -> plain); asked for explicitly (``True``), it raises.
+    ``compiled``: on the fast path, ``torch.compile`` the decode step before recording it; ``None`` = where
+    :func:`compile_generation_default` allows it, from the second call of a shape on. Left to the defaults, a
+    failure falls back with a warning (compiled -> fast -> plain); asked for explicitly (``True``), it raises.
     """
     if not prompts:
         raise ValueError("sample() needs at least one prompt")
@@ -497,11 +513,15 @@ def sample(
     starts = range(0, len(expanded), batch_size)
     use_fast = fast_generation_default(model) if fast is None else fast
     use_compile = use_fast and (compile_generation_default(model) if compiled is None else compiled)
+    by_use = compiled is None and os.environ.get("COURSE_COMPILE_GENERATION") is None  # compile repeated shapes only
     for s in tqdm(starts, desc="sampling", disable=not progress or len(starts) < 2, leave=False):
         enc = tok(expanded[s : s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         args = (model, enc["input_ids"], enc["attention_mask"], max_new_tokens, temperature, top_p, stop_ids, pad_id, gen)
+        comp = use_compile and model not in _COMPILE_FAILED
+        if comp and by_use:
+            comp = _worth_compiling(model, *enc["input_ids"].shape, max_new_tokens)
         ids, cmask, logp = _decode(*args, fast=use_fast and model not in _FAST_FAILED, explicit=fast is True,
-                                   compiled=use_compile and model not in _COMPILE_FAILED, compile_explicit=compiled is True)
+                                   compiled=comp, compile_explicit=compiled is True)
         chunks.append((enc["input_ids"], enc["attention_mask"], ids, cmask, logp))
     tok.padding_side = side
     model.train(was_training)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -131,7 +132,8 @@ def speed(
             for name in outputs:
                 rows[name][col] = round(rows[base]["seconds"] / rows[name]["seconds"], 2)
     name = model_name + (" (random weights)" if random_weights else "")
-    return {"model": name, "dtype": str(dtype).split(".")[-1], "batch": batch, "max new tokens": new_tokens, "rows": rows}
+    return {"model": name, "dtype": str(dtype).split(".")[-1], "batch": batch, "max new tokens": new_tokens,
+            "compile": "/".join(generation.compile_settings()), "rows": rows}
 
 
 def _measure(fn: Callable[[], list[list[int]]], device: torch.device, batch: int, repeats: int) -> tuple[dict[str, Any], list[list[int]]]:
@@ -226,7 +228,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         sp = result.get(key)
         if not sp:
             continue
-        out += [f"## {what}: {sp['model']}, {sp['dtype']}, batch {sp['batch']}, up to {sp['max new tokens']} new tokens", ""]
+        out += [f"## {what}: {sp['model']}, {sp['dtype']}, batch {sp['batch']}, up to {sp['max new tokens']} new tokens"
+                f" (compiled path: {sp.get('compile', '?')})", ""]
         cols = list(dict.fromkeys(c for r in sp["rows"].values() for c in r))
         out += ["| path | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         out += [f"| {name} | " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for name, r in sp["rows"].items()]
@@ -254,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check-batch", type=int, default=32)
     ap.add_argument("--check-new-tokens", type=int, default=128)
     ap.add_argument("--check-hf-static", action="store_true", help="include HF's static-cache generate in the check run")
+    ap.add_argument("--compile-mode", default=None, help="COURSE_COMPILE_MODE for the compiled path (default: 'default')")
     ap.add_argument("--baselines", action="store_true")
     ap.add_argument("--n-baseline", type=int, default=100)
     ap.add_argument("--arch", nargs="*", default=[])
@@ -261,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
                     help="auto: bf16 on GPUs that have it, else fp16; fp32 on CPU")
     args = ap.parse_args(argv)
+    if args.compile_mode:
+        os.environ["COURSE_COMPILE_MODE"] = args.compile_mode
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = gpu_dtype() if device.type == "cuda" else torch.float32
     if args.dtype != "auto":
