@@ -144,7 +144,7 @@ def _measure(fn: Callable[[], list[list[int]]], device: torch.device, batch: int
     steps = max(len(r) for r in out)
     row = {"seconds": round(secs, 3), "decode steps": steps, "tokens/s (batch x steps)": round(batch * steps / secs),
            "generated tokens/s": round(sum(map(len, out)) / secs), "ms per step": round(1000 * secs / steps, 2),
-           "first call s": round(first, 2), "warm-up s": round(first - secs, 2) if repeats else "-",
+           "first call s": round(first, 2), "warm-up s": round(max(first - secs, 0.0), 2) if repeats else "-",
            "peak MiB": round(peak, 1)}
     return row, out
 
