@@ -6,27 +6,46 @@ decoding loop ourselves (about 40 lines) instead of calling ``model.generate``. 
 * ``B`` = number of sequences (prompts x samples per prompt), ``P`` = padded prompt length,
   ``T`` = generated length (padded to the longest completion).
 
-Two decoding paths compute the same function:
+Three decoding paths compute the same function:
 
 * **plain** (:func:`_sample_batch`): a growing (dynamic) KV cache, one eager forward per token. Simple, runs
   everywhere, and on a GPU it is *launch-bound*: a 135M model issues several hundred small kernels per token,
-  so the GPU idles while Python queues them (~75 ms per token for HF ``generate`` at batch 64 on an H200).
-* **fast** (:func:`_sample_batch_static`): a *static* KV cache of fixed shape ``[B, heads, P + T_max, d]``
-  and a fixed 4-D attention mask, so that every decoding step has the same shapes and memory addresses; on
-  CUDA the step is recorded once as a **CUDA graph** and replayed (one launch per token instead of hundreds).
-  On CPU it runs the same static-cache code eagerly (no speed-up; it is how the tests check equivalence).
+  so the GPU idles while Python queues them. This is the readable reference.
+* **fast** (:func:`_sample_batch_static`): a *static* KV cache of fixed shape ``[B, heads, L, d]``
+  (``L >= P + T_max``) and a fixed 4-D attention mask, so that every decoding step has the same shapes and
+  memory addresses; on CUDA the step is recorded once per call as a **CUDA graph** and replayed (one launch per
+  token instead of hundreds), and the loop asks whether every row is done only every :data:`CHECK_EVERY` steps,
+  so the host does not wait for the GPU each token (the extra steps are dropped and the random generator is put
+  back, so nothing changes). On CPU it runs the same static-cache code eagerly (no speed-up; it is how the
+  tests check equivalence).
+* **fast + compiled** (``compiled=True``): the same, with the decode step passed through ``torch.compile``
+  (inductor, ``dynamic=False``) *before* it is recorded: inductor fuses the norms, rotary embeddings and
+  activations into a few kernels, so the recorded graph is shorter. This is what ``generate(...,
+  cache_implementation="static")`` does inside ``transformers`` (it compiles the forward with
+  ``mode="reduce-overhead"``, i.e. inductor plus its own CUDA graphs). Compiling costs time once per shape
+  ``(B, L, dtype)``; ``L`` is rounded up to :data:`CACHE_BUCKET` so that calls whose prompts differ by a few
+  tokens (an RL loop) share one compiled graph; a compiled step is checked against the eager one on the first
+  step of every call before it is used.
 
-``sample(..., fast=None)`` picks fast on CUDA for plain ``transformers`` models, and falls back to the plain
-path (with a warning) if a model cannot be captured. ``COURSE_FAST_GENERATION=0`` turns it off.
+The sampling decision itself (:func:`_choose`: argmax, or temperature, top-p and ``torch.multinomial``) stays
+eager and outside the graph in every path, so all paths draw the same random numbers.
 
-In fp32 the two paths give the same tokens (tests; on an H200, 32/32 greedy rows equal to ``generate``). In
-bf16 attention over the fixed-length cache is summed in another order than over a growing one, so a greedy
-row can flip at a near-tie and diverge from there (40/64 rows equal on the H200 run in README): the same
+``sample(..., fast=None, compiled=None)`` picks fast on CUDA for plain ``transformers`` models, compiled with
+it on CUDA for a shape met before (a compile pays off over repeated calls, not for a one-off), and falls back
+(compiled -> fast -> plain, with a warning) if a model cannot be compiled or captured.
+``COURSE_FAST_GENERATION=0`` turns the fast path off, ``COURSE_COMPILE_GENERATION=0`` only the compile (``=1``
+forces it from the first call, on CPU too); ``COURSE_COMPILE_MODE`` / ``COURSE_COMPILE_BACKEND`` choose how.
+``python -m utils.tools.bench`` measures all of them side by side with ``generate``.
+
+In fp32 the paths give the same tokens (tests; on an H200, 32/32 greedy rows of the fast path equal to
+``generate``). In bf16 attention over the fixed-length cache is summed in another order than over a growing one
+(and fused kernels round in yet another), so a greedy row can flip at a near-tie and diverge from there: the same
 distribution, not the same bits.
 """
 from __future__ import annotations
 
 import os
+import time
 import warnings
 import weakref
 from dataclasses import dataclass
@@ -36,6 +55,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, StaticCache
 
+from ..numerics import rel_error
 from ..world import Problem
 from .batches import default_system
 from .logprobs import gather_logprobs
@@ -134,27 +154,58 @@ def _decode_loop(
     stop_ids: list[int],
     pad_id: int,
     generator: torch.Generator | None,
+    check_every: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The loop both decoders share, so they make the same decisions and draw the same random numbers.
 
     ``logits [B, V]`` are the prefill's next-token logits; each step chooses a token per row
     (:func:`_choose`), stops when every row is done or the budget is spent, and otherwise calls
     ``advance(t, tok)``, which writes ``tok [B]`` at step ``t`` and returns the next ``[B, V]`` logits.
-    The check waits for the GPU every step: checking less often would draw extra random numbers after the
-    last row ends and so change the samples of the *next* batch under the same seed.
+
+    ``check_every=1`` asks "is every row done?" after each step, which makes the host wait for the GPU every
+    token. ``check_every=k`` asks only every ``k`` steps (the GPU runs ahead meanwhile); the up to ``k - 1``
+    steps decoded after the true end are then dropped *and* the random generator is put back to its state
+    at the true end, so the result -- and the samples of the next batch under the same seed -- are exactly
+    those of ``check_every=1`` (tests).
     """
     device = logits.device
     done = torch.zeros(logits.shape[0], dtype=torch.bool, device=device)
     stop = torch.tensor(stop_ids, device=device)
-    tokens, logps = [], []
+    rng = _rng(generator, device) if check_every > 1 and temperature > 0 else None
+    tokens, logps, all_done, states = [], [], [], []
     for t in range(max_new_tokens):
         tok, logp, done = _choose(logits, done, temperature, top_p, stop, pad_id, generator)
         tokens.append(tok)
         logps.append(logp)
-        if t == max_new_tokens - 1 or bool(done.all()):
+        if t == max_new_tokens - 1:
             break
+        if check_every == 1:
+            if bool(done.all()):
+                break
+        else:
+            all_done.append(done.all())
+            if rng is not None:
+                states.append(rng.get_state())  # host-side (seed, offset): no wait for the GPU
+            if (t + 1) % check_every == 0 and bool(all_done[-1]):
+                break
         logits = advance(t, tok)
+    if all_done:  # deferred checks: cut back to the first step after which every row was done
+        flags = torch.stack(all_done)
+        if bool(flags.any()):
+            end = int(flags.long().argmax())
+            tokens, logps = tokens[: end + 1], logps[: end + 1]
+            if rng is not None:
+                rng.set_state(states[end])
     return _finish(tokens, logps, stop)
+
+
+def _rng(generator: torch.Generator | None, device: torch.device) -> torch.Generator:
+    """The generator ``torch.multinomial`` draws from: ``generator``, or the device's default one."""
+    if generator is not None:
+        return generator
+    if device.type == "cuda":
+        return torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()]
+    return torch.default_generator
 
 
 def _choose(
@@ -189,52 +240,137 @@ def _finish(tokens: list[torch.Tensor], logps: list[torch.Tensor], stop: torch.T
     return tokens_t, cmask, logps_t * cmask
 
 
+def _step_logits(
+    model: PreTrainedModel, token: torch.Tensor, mask: torch.Tensor, position: torch.Tensor, cache: StaticCache
+) -> torch.Tensor:
+    """One decoding step: ``token [B, 1]``, ``mask [B, 1, 1, L]``, ``position [B, 1]`` -> next-token ``logits [B, V]``
+    (fp32), writing the step's keys/values into ``cache``. The function :func:`torch.compile` compiles."""
+    out = model(input_ids=token, attention_mask=mask, position_ids=position, cache=cache, use_cache=True)
+    return out.logits[:, -1].float()
+
+
+_COMPILED: dict[tuple[str, str], Callable[..., torch.Tensor]] = {}
+
+
+def _compiled_step(backend: str, mode: str) -> Callable[..., torch.Tensor]:
+    """:func:`_step_logits` under ``torch.compile`` (one wrapper per backend and mode, made once).
+
+    ``dynamic=False``: every decode step of one call has the same shapes, so the graph is specialised to them;
+    a new ``(B, L, dtype)`` compiles once more and later calls with that shape reuse it. The static cache's
+    tensors are marked by ``transformers`` as static addresses *without* a guard, so a fresh cache of the same
+    shape does not recompile (tests). Modes that bring their own CUDA graphs (``reduce-overhead``) are refused:
+    :class:`_DecodeStep` records the CUDA graph itself.
+    """
+    if mode in ("reduce-overhead", "max-autotune"):
+        raise ValueError(f"compile mode {mode!r} records CUDA graphs itself; use 'default' or 'max-autotune-no-cudagraphs'")
+    key = (backend, mode)
+    if key not in _COMPILED:
+        kw = {"mode": mode} if backend == "inductor" else {}
+        _COMPILED[key] = torch.compile(_step_logits, backend=backend, dynamic=False, fullgraph=False, **kw)
+    return _COMPILED[key]
+
+
+# Compiled logits against eager ones on the same step, as a relative error (utils.numerics.rel_error): a
+# fused kernel sums in another order, which in fp32 moves logits by ~1e-7 relative (measured on CPU: 3e-7) and
+# in bf16/fp16 (8/11 mantissa bits, rounded again after each of the model's layers) by ~1e-2; a graph that
+# reads a wrong cache slot or a stale weight is off by O(1). The bounds sit between the two, with >= 10x room.
+_COMPILE_TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-8}
+_COMPILE_TOLERANCE_HALF = 0.1
+
+last_decode: dict[str, object] = {}  # what the last fast-path call did: compiled?, check error, warm-up seconds
+
+
 class _DecodeStep:
     """One decoding step of ``model`` on a static KV cache, with fixed shapes; a CUDA graph on CUDA.
 
     Static buffers (same address every step): ``token [B, 1]``, ``position [B, 1]``, ``mask [B, 1, 1, L]``
-    (``True`` = may attend; ``L = P + max_new_tokens``). :meth:`__call__` copies the step's inputs into them
+    (``True`` = may attend; ``L >= P + max_new_tokens``). :meth:`__call__` copies the step's inputs into them
     and returns ``logits [B, V]`` (fp32). The cache writes each step's keys/values at its own device-side
     counter, so a replayed graph advances by itself.
+
+    ``step_fn`` is :func:`_step_logits` or its compiled version (:func:`_compiled_step`). Everything is prepared
+    at the first call, on the real first inputs: a compiled step is first checked against the eager one on that
+    step (``ValueError`` when they disagree, so the caller can fall back), then warmed up and recorded.
     """
 
-    def __init__(self, model: PreTrainedModel, cache: StaticCache, mask: torch.Tensor, use_graph: bool) -> None:
+    def __init__(
+        self, model: PreTrainedModel, cache: StaticCache, mask: torch.Tensor, use_graph: bool,
+        step_fn: Callable[..., torch.Tensor] = _step_logits,
+    ) -> None:
         B, device = mask.shape[0], mask.device
-        self.model, self.cache, self.mask = model, cache, mask
+        self.model, self.cache, self.mask, self.step_fn, self.use_graph = model, cache, mask, step_fn, use_graph
         self.token = torch.zeros(B, 1, dtype=torch.long, device=device)
         self.position = torch.zeros(B, 1, dtype=torch.long, device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.logits: torch.Tensor | None = None
-        if use_graph:
-            self._capture()
+        self.prepared = False
+        self.check_error: float | None = None
+        self.prepare_seconds = 0.0
 
     def _forward(self) -> torch.Tensor:
-        out = self.model(input_ids=self.token, attention_mask=self.mask, position_ids=self.position, cache=self.cache, use_cache=True)
-        return out.logits[:, -1].float()
+        return self.step_fn(self.model, self.token, self.mask, self.position, self.cache)
+
+    def _counters(self) -> list[torch.Tensor]:
+        return [layer.cumulative_length.clone() for layer in self.cache.layers]
+
+    def _rewind(self, counters: list[torch.Tensor]) -> None:
+        """Undo trial steps: put the write counters back (the scratch keys/values they wrote sit in the slot of
+        the current step, which the real step overwrites before the mask lets any query see it)."""
+        for layer, c in zip(self.cache.layers, counters):
+            layer.cumulative_length.copy_(c)
+
+    def _check_compiled(self) -> None:
+        counters = self._counters()
+        eager = _step_logits(self.model, self.token, self.mask, self.position, self.cache)
+        self._rewind(counters)
+        compiled = self._forward()  # the first call compiles
+        self._rewind(counters)
+        self.check_error = rel_error(compiled, eager)
+        dtype = next(self.model.parameters()).dtype
+        tol = _COMPILE_TOLERANCE.get(dtype, _COMPILE_TOLERANCE_HALF)
+        if not self.check_error <= tol:
+            raise ValueError(f"compiled decode step disagrees with the eager one: relative error {self.check_error:.2e} > {tol:g}")
 
     def _capture(self) -> None:
-        counters = [layer.cumulative_length.clone() for layer in self.cache.layers]
+        counters = self._counters()
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):  # warm-up (cuBLAS handles, workspaces) off the capture
+        with torch.cuda.stream(stream):  # warm-up (cuBLAS handles, workspaces, Triton loads) off the capture
             for _ in range(2):
                 self._forward()
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             self.logits = self._forward()
-        # the warm-up steps wrote scratch keys/values and advanced the counters: rewind them (the scratch slots
-        # are overwritten by the real steps before the mask ever lets a query see them)
-        for layer, c in zip(self.cache.layers, counters):
-            layer.cumulative_length.copy_(c)
+        self._rewind(counters)
+
+    def _prepare(self) -> None:
+        t0 = time.perf_counter()
+        if self.step_fn is not _step_logits:
+            self._check_compiled()
+        if self.use_graph:
+            self._capture()
+            torch.cuda.synchronize()
+        self.prepared, self.prepare_seconds = True, time.perf_counter() - t0
 
     def __call__(self, token: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
         self.token.copy_(token[:, None])
         self.position.copy_(position)
+        if not self.prepared:
+            self._prepare()
         if self.graph is None:
             return self._forward()
         self.graph.replay()
         return self.logits.clone()
+
+
+def _bucket(length: int, step: int) -> int:
+    """``length`` rounded up to a multiple of ``step`` (cache lengths, so that nearby prompt lengths share a graph)."""
+    return -(-length // step) * step
+
+
+CACHE_BUCKET = 64  # compiled path: cache length L rounded up to this, so that P +- a few tokens do not recompile
+CHECK_EVERY = 8    # CUDA fast path: ask "all rows done?" every 8 steps (see _decode_loop)
 
 
 @torch.no_grad()
@@ -248,11 +384,21 @@ def _sample_batch_static(
     stop_ids: list[int],
     pad_id: int,
     generator: torch.Generator | None,
+    compiled: bool = False,
+    check_every: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The fast path: same inputs and outputs as :func:`_sample_batch`, on a static cache (+ CUDA graph)."""
+    """The fast path: same inputs and outputs as :func:`_sample_batch`, on a static cache (+ CUDA graph).
+
+    ``compiled``: the decode step goes through ``torch.compile`` (:func:`_compiled_step`, backend and mode from
+    ``COURSE_COMPILE_BACKEND`` / ``COURSE_COMPILE_MODE``) before it is recorded, and the cache length is
+    rounded up to :data:`CACHE_BUCKET`. ``check_every``: see :func:`_decode_loop`; ``None`` = :data:`CHECK_EVERY`
+    on CUDA, 1 elsewhere.
+    """
     B, P = prompt_ids.shape
     device = prompt_ids.device
-    L = P + max_new_tokens
+    use_graph = device.type == "cuda"
+    step_fn = _compiled_step(*compile_settings()) if compiled else _step_logits
+    L = _bucket(P + max_new_tokens, CACHE_BUCKET) if compiled else P + max_new_tokens
     cache = StaticCache(config=model.config, max_cache_len=L)
     # key mask [B, L]: real prompt tokens, then each generated slot as it is written
     keys = torch.zeros(B, L, dtype=torch.bool, device=device)
@@ -264,7 +410,7 @@ def _sample_batch_static(
     prefill_mask |= torch.eye(P, L, dtype=torch.bool, device=device)[None, None]
     out = model(input_ids=prompt_ids, attention_mask=prefill_mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)
     step_mask = keys[:, None, None, :].clone()                                   # [B, 1, 1, L], static buffer
-    step = _DecodeStep(model, cache, step_mask, use_graph=device.type == "cuda")
+    step = _DecodeStep(model, cache, step_mask, use_graph=use_graph, step_fn=step_fn)
     next_pos = positions[:, -1:] + 1
 
     def advance(t: int, tok: torch.Tensor) -> torch.Tensor:
@@ -274,7 +420,45 @@ def _sample_batch_static(
         next_pos = next_pos + 1
         return logits
 
-    return _decode_loop(out.logits[:, -1].float(), advance, max_new_tokens, temperature, top_p, stop_ids, pad_id, generator)
+    every = check_every if check_every is not None else (CHECK_EVERY if use_graph else 1)
+    result = _decode_loop(out.logits[:, -1].float(), advance, max_new_tokens, temperature, top_p, stop_ids, pad_id, generator, every)
+    last_decode.clear()
+    last_decode.update(compiled=compiled, cache_length=L, graph=step.graph is not None, check_error=step.check_error,
+                       prepare_seconds=round(step.prepare_seconds, 3))
+    return result
+
+
+def compile_settings() -> tuple[str, str]:
+    """``(backend, mode)`` for the compiled decode step: ``COURSE_COMPILE_BACKEND`` (default ``inductor``) and
+    ``COURSE_COMPILE_MODE`` (default ``default``; ``max-autotune-no-cudagraphs`` tunes matmuls, slower to compile)."""
+    return os.environ.get("COURSE_COMPILE_BACKEND", "inductor"), os.environ.get("COURSE_COMPILE_MODE", "default")
+
+
+def compile_generation_default(model: torch.nn.Module) -> bool:
+    """May the fast path compile its decode step? Yes on CUDA, unless ``COURSE_COMPILE_GENERATION=0``.
+
+    On CPU the default is no (inductor needs a C++ compiler, and compiling costs more than it saves there);
+    ``COURSE_COMPILE_GENERATION=1`` forces it anywhere, from the first call. Left to the default, a shape is
+    compiled only from its :data:`COMPILE_AFTER`-th use (:func:`_worth_compiling`).
+    """
+    env = os.environ.get("COURSE_COMPILE_GENERATION")
+    if env is not None:
+        return env.strip() not in ("0", "false", "False", "")
+    return next(model.parameters()).device.type == "cuda"
+
+
+# Compiling one shape costs tens of seconds and saves a millisecond or two per token: worth it for a shape an RL
+# loop repeats every step, not for a one-off evaluation. So by default a (B, L, dtype) is compiled on its second use.
+COMPILE_AFTER = 2
+_SHAPES_SEEN: "weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple[int, int, torch.dtype], int]]" = weakref.WeakKeyDictionary()
+
+
+def _worth_compiling(model: torch.nn.Module, batch: int, prompt_len: int, max_new_tokens: int) -> bool:
+    """Count one more use of this call's compiled shape ``(B, L, dtype)``; ``True`` from the :data:`COMPILE_AFTER`-th."""
+    key = (batch, _bucket(prompt_len + max_new_tokens, CACHE_BUCKET), next(model.parameters()).dtype)
+    seen = _SHAPES_SEEN.setdefault(model, {})
+    seen[key] = seen.get(key, 0) + 1
+    return seen[key] >= COMPILE_AFTER
 
 
 def fast_generation_default(model: torch.nn.Module) -> bool:
@@ -286,6 +470,7 @@ def fast_generation_default(model: torch.nn.Module) -> bool:
 
 
 _FAST_FAILED: "weakref.WeakSet[torch.nn.Module]" = weakref.WeakSet()  # models the fast path failed on
+_COMPILE_FAILED: "weakref.WeakSet[torch.nn.Module]" = weakref.WeakSet()  # models the compiled step failed on
 
 
 @torch.no_grad()
@@ -301,11 +486,15 @@ def sample(
     seed: int | None = None,
     progress: bool = False,
     fast: bool | None = None,
+    compiled: bool | None = None,
 ) -> Samples:
     """Sample ``n`` completions for each prompt (``temperature=0`` is greedy decoding).
 
     Sequences are ordered prompt-major: rows ``i*n ... i*n+n-1`` belong to ``prompts[i]``.
     ``fast``: decode on a static KV cache (a CUDA graph on GPUs); ``None`` = :func:`fast_generation_default`.
+    ``compiled``: on the fast path, ``torch.compile`` the decode step before recording it; ``None`` = where
+    :func:`compile_generation_default` allows it, from the second call of a shape on. Left to the defaults, a
+    failure falls back with a warning (compiled -> fast -> plain); asked for explicitly (``True``), it raises.
     """
     if not prompts:
         raise ValueError("sample() needs at least one prompt")
@@ -323,10 +512,16 @@ def sample(
     tok.padding_side = "left"
     starts = range(0, len(expanded), batch_size)
     use_fast = fast_generation_default(model) if fast is None else fast
+    use_compile = use_fast and (compile_generation_default(model) if compiled is None else compiled)
+    by_use = compiled is None and os.environ.get("COURSE_COMPILE_GENERATION") is None  # compile repeated shapes only
     for s in tqdm(starts, desc="sampling", disable=not progress or len(starts) < 2, leave=False):
         enc = tok(expanded[s : s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         args = (model, enc["input_ids"], enc["attention_mask"], max_new_tokens, temperature, top_p, stop_ids, pad_id, gen)
-        ids, cmask, logp = _decode(*args, fast=use_fast and model not in _FAST_FAILED, explicit=fast is True)
+        comp = use_compile and model not in _COMPILE_FAILED
+        if comp and by_use:
+            comp = _worth_compiling(model, *enc["input_ids"].shape, max_new_tokens)
+        ids, cmask, logp = _decode(*args, fast=use_fast and model not in _FAST_FAILED, explicit=fast is True,
+                                   compiled=comp, compile_explicit=compiled is True)
         chunks.append((enc["input_ids"], enc["attention_mask"], ids, cmask, logp))
     tok.padding_side = side
     model.train(was_training)
@@ -346,17 +541,36 @@ def sample(
     return Samples(cat(0, pad_id, True), cat(1, 0, True), completion_ids, completion_mask, cat(4, 0, False).float(), texts)
 
 
-def _decode(*args: object, fast: bool, explicit: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the fast path if asked; if it fails on a model it was not explicitly asked for, fall back for good."""
+def _decode(
+    *args: object, fast: bool, explicit: bool, compiled: bool = False, compile_explicit: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run the fastest path asked for; if one fails on a model it was not explicitly asked for, warn and use the
+    next one (compiled -> fast -> plain) for good. The random generator is put back before a retry, so the
+    retry draws what the failed attempt would have."""
     if not fast:
         return _sample_batch(*args)  # type: ignore[arg-type]
+    model, gen = args[0], args[-1]
+    state = gen.get_state() if isinstance(gen, torch.Generator) else None
+    if compiled:
+        try:
+            return _sample_batch_static(*args, compiled=True)  # type: ignore[arg-type]
+        except Exception as err:  # noqa: BLE001 - tracing, compiling, recording or the eager check failed
+            if compile_explicit:
+                raise
+            _COMPILE_FAILED.add(model)  # type: ignore[arg-type]
+            warnings.warn(f"compiled generation failed for this model ({type(err).__name__}: {str(err)[:300]}); "
+                          "using the fast path without torch.compile", stacklevel=3)
+            if state is not None:
+                gen.set_state(state)  # type: ignore[union-attr]
     try:
         return _sample_batch_static(*args)  # type: ignore[arg-type]
     except Exception as err:  # noqa: BLE001 - any failure to build/capture the static path
         if explicit:
             raise
-        _FAST_FAILED.add(args[0])  # type: ignore[arg-type]
+        _FAST_FAILED.add(model)  # type: ignore[arg-type]
         warnings.warn(f"fast generation failed for this model ({type(err).__name__}: {err}); using the plain path", stacklevel=3)
+        if state is not None:
+            gen.set_state(state)  # type: ignore[union-attr]
         return _sample_batch(*args)  # type: ignore[arg-type]
 
 
