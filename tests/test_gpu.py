@@ -59,7 +59,7 @@ def _graphs() -> int:
     return int(counters["stats"]["unique_graphs"])
 
 
-def test_compiled_path_equals_plain_path_and_compiles_once(tiny_cuda):
+def test_compiled_path_equals_plain_path_and_compiles_once(tiny_cuda, monkeypatch):
     """fp32: the compiled fast path gives the plain path's tokens, greedy and sampled, and log-probs within 1e-4
     relative (rel_error over all tokens: fused kernels reorder fp32 sums, moving logits by ~1e-6 relative; the
     compiled step itself is checked against the eager one at 1e-4). A GRPO-like sequence of calls -- same batch
@@ -75,7 +75,9 @@ def test_compiled_path_equals_plain_path_and_compiles_once(tiny_cuda):
         assert generation.last_decode["check_error"] <= 1e-4
         assert plain.texts == comp.texts and torch.equal(plain.completion_ids, comp.completion_ids)
         assert rel_error(comp.logprobs, plain.logprobs) <= 1e-4
-    # left to the defaults (compiled=None): a shape is compiled from its second use on
+    # left to the defaults (compiled=None), once compiling is on by default on CUDA: a shape is compiled from its
+    # second use on (the policy generation.COMPILE_BY_DEFAULT_ON_CUDA switches on after this test and the bench)
+    monkeypatch.setattr(generation, "COMPILE_BY_DEFAULT_ON_CUDA", True)
     batches = [build_prompts(tok, sample_problems("countdown", 3, 24, "test", seed=seed)) for seed in range(3)]
     kw = dict(n=4, max_new_tokens=64, temperature=1.0, batch_size=96)
     for ps in batches * 2:  # may compile once per cache bucket the prompt lengths fall in

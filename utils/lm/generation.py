@@ -30,8 +30,10 @@ Three decoding paths compute the same function:
 The sampling decision itself (:func:`_choose`: argmax, or temperature, top-p and ``torch.multinomial``) stays
 eager and outside the graph in every path, so all paths draw the same random numbers.
 
-``sample(..., fast=None, compiled=None)`` picks fast on CUDA for plain ``transformers`` models, compiled with
-it on CUDA for a shape met before (a compile pays off over repeated calls, not for a one-off), and falls back
+``sample(..., fast=None, compiled=None)`` picks fast on CUDA for plain ``transformers`` models; the compiled
+step is opt-in (``COURSE_COMPILE_GENERATION=1`` or ``compiled=True``) until it has been measured on a GPU
+(:data:`COMPILE_BY_DEFAULT_ON_CUDA`; on by default it would compile a shape met before, since a compile pays off
+over repeated calls, not for a one-off). Every path falls back
 (compiled -> fast -> plain, with a warning) if a model cannot be compiled or captured.
 ``COURSE_FAST_GENERATION=0`` turns the fast path off, ``COURSE_COMPILE_GENERATION=0`` only the compile (``=1``
 forces it from the first call, on CPU too); ``COURSE_COMPILE_MODE`` / ``COURSE_COMPILE_BACKEND`` choose how.
@@ -435,16 +437,22 @@ def compile_settings() -> tuple[str, str]:
 
 
 def compile_generation_default(model: torch.nn.Module) -> bool:
-    """May the fast path compile its decode step? Yes on CUDA, unless ``COURSE_COMPILE_GENERATION=0``.
+    """May the fast path compile its decode step? Only when asked, with ``COURSE_COMPILE_GENERATION=1`` (or
+    ``sample(..., compiled=True)``), until the compiled path has been measured on a GPU (README's speed table;
+    :data:`COMPILE_BY_DEFAULT_ON_CUDA` then turns it on for CUDA).
 
-    On CPU the default is no (inductor needs a C++ compiler, and compiling costs more than it saves there);
-    ``COURSE_COMPILE_GENERATION=1`` forces it anywhere, from the first call. Left to the default, a shape is
+    On CPU the default stays no (inductor needs a C++ compiler, and compiling costs more than it saves there);
+    ``COURSE_COMPILE_GENERATION=1`` forces it anywhere, from the first call. On by default, a shape would be
     compiled only from its :data:`COMPILE_AFTER`-th use (:func:`_worth_compiling`).
     """
     env = os.environ.get("COURSE_COMPILE_GENERATION")
     if env is not None:
         return env.strip() not in ("0", "false", "False", "")
-    return next(model.parameters()).device.type == "cuda"
+    return COMPILE_BY_DEFAULT_ON_CUDA and next(model.parameters()).device.type == "cuda"
+
+
+#: Off until ``tests/test_gpu.py`` and ``python -m utils.tools.bench`` have run the compiled path on a GPU.
+COMPILE_BY_DEFAULT_ON_CUDA = False
 
 
 # Compiling one shape costs tens of seconds and saves a millisecond or two per token: worth it for a shape an RL
