@@ -125,9 +125,9 @@ def train_preferences(
         return _train_listwise(policy, ref, tok, list(data), cfg)  # type: ignore[arg-type]
     pairs: list[PreferencePair] = list(data)  # type: ignore[arg-type]
     probs = [p.problem for p in pairs]
-    needs_ref = cfg.method in ("dpo", "ipo", "kto")
-    ref_w = _reference_logps(ref, tok, probs, [p.chosen for p in pairs]) if needs_ref else None
-    ref_l = _reference_logps(ref, tok, probs, [p.rejected for p in pairs]) if needs_ref else None
+    # computed once (the reference is frozen); SimPO and ORPO do not use them in the loss, only in the curves
+    ref_w = _reference_logps(ref, tok, probs, [p.chosen for p in pairs])
+    ref_l = _reference_logps(ref, tok, probs, [p.rejected for p in pairs])
     hist = History()
 
     def loss_of(idx: list[int]) -> torch.Tensor:
@@ -135,11 +135,7 @@ def train_preferences(
         pb = [p.problem for p in b]
         lp, n = sequence_logps(policy, tok, pb + pb, [p.chosen for p in b] + [p.rejected for p in b])
         (lw, ll), (nw, nl) = lp.chunk(2), n.chunk(2)
-        device = lw.device
-        if needs_ref:
-            rw, rl = ref_w[idx].to(device), ref_l[idx].to(device)  # type: ignore[index]
-        else:
-            rw, rl = torch.zeros_like(lw), torch.zeros_like(ll)
+        rw, rl = ref_w[idx].to(lw.device), ref_l[idx].to(lw.device)
         kl = 0.0
         if cfg.method == "kto":  # z: mismatched pairs (prompt i, chosen of i+1), policy and reference, no gradient
             other = [b[(j + 1) % len(b)].chosen for j in range(len(b))]
