@@ -102,7 +102,7 @@ def method_loss(
 
 @torch.no_grad()
 def _reference_logps(ref: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: Sequence[Problem],
-                     completions: Sequence[str], batch_size: int = 64) -> torch.Tensor:
+                     completions: Sequence[str], batch_size: int = 16) -> torch.Tensor:
     ref.eval()
     out = [sequence_logps(ref, tok, problems[s : s + batch_size], completions[s : s + batch_size])[0]
            for s in range(0, len(problems), batch_size)]
