@@ -11,6 +11,11 @@ and lengths. The forms follow the papers (and TRL 1.16's implementations, checke
 * ORPO (Hong et al. 2024): ``NLL(y_w) - λ log σ(log odds(y_w) - log odds(y_l))`` with
   ``odds(y) = p/(1-p)`` and ``p`` the per-token *mean* probability ``exp(mean log π(y))``; no reference model.
   The survey prints a different formula.
+* KTO (Ethayarajh et al. 2024): unpaired; ``1 - σ(β(log-ratio - z))`` for desirable and ``1 - σ(β(z - log-ratio))``
+  for undesirable responses, ``z`` a detached batch estimate of ``KL(π || π_ref)`` (TRL's form).
+
+Every loss here is differentiable in the policy's log-probs (:func:`margin` computes the implicit-reward margin with
+gradients; :func:`utils.reward_models.model.implicit_reward` is the same quantity as a no-grad *measurement*).
 """
 from __future__ import annotations
 
@@ -18,7 +23,13 @@ import torch
 import torch.nn.functional as F
 
 from ..reward_models.losses import plackett_luce_loss
-from ..reward_models.model import implicit_reward
+
+
+def log_ratio_reward(logps: torch.Tensor, ref_logps: torch.Tensor, beta: float) -> torch.Tensor:
+    """``β (log π(y|x) - log π_ref(y|x))`` (any shape), *with* gradients: DPO's implicit reward inside a loss."""
+    if beta <= 0:
+        raise ValueError("beta must be positive")
+    return beta * (logps - ref_logps)
 
 
 def dpo_loss(
@@ -26,8 +37,8 @@ def dpo_loss(
     ref_rejected_logps: torch.Tensor, beta: float = 0.1,
 ) -> torch.Tensor:
     """``[B]`` DPO losses: the Bradley-Terry loss of the implicit rewards
-    (:func:`utils.reward_models.model.implicit_reward`)."""
-    return -F.logsigmoid(implicit_reward(chosen_logps, ref_chosen_logps, beta) - implicit_reward(rejected_logps, ref_rejected_logps, beta))
+    (:func:`log_ratio_reward`; the same values as :func:`utils.reward_models.model.implicit_reward`, with gradients)."""
+    return -F.logsigmoid(log_ratio_reward(chosen_logps, ref_chosen_logps, beta) - log_ratio_reward(rejected_logps, ref_rejected_logps, beta))
 
 
 def ipo_loss(
@@ -62,4 +73,27 @@ def listwise_dpo_loss(logps: torch.Tensor, ref_logps: torch.Tensor, beta: float 
 
     For ``K = 2`` it is the DPO loss (averaged). ``lengths``: ranked items per row, the rest padding.
     """
-    return plackett_luce_loss(implicit_reward(logps, ref_logps, beta), lengths)
+    return plackett_luce_loss(log_ratio_reward(logps, ref_logps, beta), lengths)
+
+
+def kto_loss(
+    logratios: torch.Tensor, desirable: torch.Tensor, kl: torch.Tensor | float, beta: float = 0.1,
+    desirable_weight: float = 1.0, undesirable_weight: float = 1.0,
+) -> torch.Tensor:
+    """``[B]`` KTO losses (Ethayarajh et al. 2024, TRL's ``loss_type="kto"``) of unpaired responses.
+
+    ``logratios``: ``[B]`` ``log π(y|x) - log π_ref(y|x)``; ``desirable``: ``[B]`` bool labels; ``kl``: the reference
+    point ``z`` (a detached, non-negative estimate of ``KL(π || π_ref)``, e.g. :func:`kto_reference_point`).
+    Desirable: ``w_d (1 - σ(β(r - z)))``; undesirable: ``w_u (1 - σ(β(z - r)))``. The batch loss is the mean.
+    """
+    desirable = desirable.bool()
+    z = torch.as_tensor(kl, dtype=logratios.dtype, device=logratios.device)
+    good = desirable_weight * (1 - torch.sigmoid(beta * (logratios - z)))
+    bad = undesirable_weight * (1 - torch.sigmoid(beta * (z - logratios)))
+    return torch.where(desirable, good, bad)
+
+
+def kto_reference_point(mismatched_logps: torch.Tensor, ref_mismatched_logps: torch.Tensor) -> torch.Tensor:
+    """KTO's ``z``: ``mean(log π(y'|x) - log π_ref(y'|x))`` over *mismatched* pairs (each prompt with another
+    prompt's completion, TRL's estimate), clamped at 0 and detached (a scalar)."""
+    return (mismatched_logps - ref_mismatched_logps).mean().detach().clamp(min=0)
