@@ -14,8 +14,8 @@ and lengths. The forms follow the papers (and TRL 1.16's implementations, checke
 * KTO (Ethayarajh et al. 2024): unpaired; ``1 - σ(β(log-ratio - z))`` for desirable and ``1 - σ(β(z - log-ratio))``
   for undesirable responses, ``z`` a detached batch estimate of ``KL(π || π_ref)`` (TRL's form).
 
-Every loss here is differentiable in the policy's log-probs (:func:`margin` computes the implicit-reward margin with
-gradients; :func:`utils.reward_models.model.implicit_reward` is the same quantity as a no-grad *measurement*).
+Every loss here is differentiable in the policy's log-probs; the implicit reward is
+:func:`utils.reward_models.model.implicit_reward`, the one definition chapters 05 and 09 share.
 """
 from __future__ import annotations
 
@@ -23,13 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..reward_models.losses import plackett_luce_loss
-
-
-def log_ratio_reward(logps: torch.Tensor, ref_logps: torch.Tensor, beta: float) -> torch.Tensor:
-    """``β (log π(y|x) - log π_ref(y|x))`` (any shape), *with* gradients: DPO's implicit reward inside a loss."""
-    if beta <= 0:
-        raise ValueError("beta must be positive")
-    return beta * (logps - ref_logps)
+from ..reward_models.model import implicit_reward
 
 
 def dpo_loss(
@@ -37,8 +31,8 @@ def dpo_loss(
     ref_rejected_logps: torch.Tensor, beta: float = 0.1,
 ) -> torch.Tensor:
     """``[B]`` DPO losses: the Bradley-Terry loss of the implicit rewards
-    (:func:`log_ratio_reward`; the same values as :func:`utils.reward_models.model.implicit_reward`, with gradients)."""
-    return -F.logsigmoid(log_ratio_reward(chosen_logps, ref_chosen_logps, beta) - log_ratio_reward(rejected_logps, ref_rejected_logps, beta))
+    (:func:`utils.reward_models.model.implicit_reward`)."""
+    return -F.logsigmoid(implicit_reward(chosen_logps, ref_chosen_logps, beta) - implicit_reward(rejected_logps, ref_rejected_logps, beta))
 
 
 def ipo_loss(
@@ -73,7 +67,7 @@ def listwise_dpo_loss(logps: torch.Tensor, ref_logps: torch.Tensor, beta: float 
 
     For ``K = 2`` it is the DPO loss (averaged). ``lengths``: ranked items per row, the rest padding.
     """
-    return plackett_luce_loss(log_ratio_reward(logps, ref_logps, beta), lengths)
+    return plackett_luce_loss(implicit_reward(logps, ref_logps, beta), lengths)
 
 
 def kto_loss(

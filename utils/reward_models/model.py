@@ -113,9 +113,9 @@ def sequence_logprobs(
     return torch.cat(out) if out else torch.zeros(0)
 
 
-@torch.no_grad()
 def implicit_reward(logps: torch.Tensor, ref_logps: torch.Tensor, beta: float) -> torch.Tensor:
-    """DPO's implicit reward ``beta * (log pi(y|x) - log pi_ref(y|x))`` from sequence log-probs (any shape)."""
+    """DPO's implicit reward ``beta * (log pi(y|x) - log pi_ref(y|x))`` from sequence log-probs (any shape);
+    differentiable in ``logps`` (inside DPO's loss, :mod:`utils.prefs.losses`), a measurement when they carry no graph."""
     if beta <= 0:
         raise ValueError("beta must be positive")
     return beta * (logps - ref_logps)
