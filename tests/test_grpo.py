@@ -191,3 +191,17 @@ def test_course_grpo_policy_saves_and_loads(monkeypatch, tmp_path):
     assert (P.model_dir("tiny-grpo") / "config.json").exists()
     again, _ = grpo.course_grpo_policy(P)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_bench_grpo_runs_at_tiny_size(tmp_path):
+    """utils.tools.bench_grpo on the CPU with the tiny model: both trainers time their steps, the table renders."""
+    import json
+
+    from utils.tools import bench_grpo
+
+    assert bench_grpo.main(["--model", "tiny-sft", "--prompts", "2", "--group", "2", "--new-tokens", "8", "--steps", "1",
+                            "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "bench_grpo.json").read_text())
+    assert set(res["rows"]) == {"course (utils.rl.grpo)", "TRL GRPOTrainer"}
+    assert all(r["median step seconds"] > 0 and len(r["step seconds"]) == 1 for r in res["rows"].values())
+    assert "| TRL GRPOTrainer |" in (tmp_path / "bench_grpo.md").read_text()
