@@ -456,7 +456,8 @@ def train_grpo(
 
     Returns:
         :class:`GRPOResult`; each step's dict has ``reward`` (mean ``reward_fn`` score), ``shaped_reward``,
-        ``frac_zero_std`` (of the sampled groups), ``groups`` (trained on) and ``groups_sampled``, ``clip_frac``,
+        ``frac_zero_std`` (of the sampled groups), ``frac_zero_std_trained`` (of the groups trained on: 0 with
+        dynamic sampling unless a step found too few informative groups), ``groups`` (trained on) and ``groups_sampled``, ``clip_frac``,
         ``kl`` (k3 to ``pi_ref`` per token, from the first update), ``entropy`` (Monte-Carlo, nats/token at the
         sampling temperature), ``length``, ``truncated`` (fraction), ``loss``, ``grad_norm``, ``seconds``.
     """
@@ -476,7 +477,8 @@ def train_grpo(
         batch = collect(policy, tok, problem_stream, prompts_per_step, reward_fn, cfg, seed=seed * 100_003 + step)
         m = batch.samples.completion_mask
         h = {"step": float(step), "reward": float(batch.scores.mean()), "shaped_reward": float(batch.rewards.mean()),
-             "frac_zero_std": batch.frac_zero_std, "groups": float(len(batch.scores) // cfg.group_size),
+             "frac_zero_std": batch.frac_zero_std,
+             "frac_zero_std_trained": float(zero_std_groups(batch.rewards, cfg.group_size).float().mean()), "groups": float(len(batch.scores) // cfg.group_size),
              "groups_sampled": float(batch.groups_sampled), "entropy": entropy_from_logprobs(batch.samples.logprobs, m),
              "length": float(m.float().sum(-1).mean()), "truncated": float(batch.truncated.float().mean())}
         if extra_metrics is not None:
