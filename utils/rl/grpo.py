@@ -555,9 +555,9 @@ def trl_grpo_loss(trainer: Any, samples: Samples, advantages: torch.Tensor, old_
 
 #: The recipe of :func:`course_grpo_policy` per profile: start model, steps, prompts per step and the config.
 RECIPE: dict[str, dict[str, Any]] = {
-    "smoke": dict(start="tiny-sft", steps=2, prompts=4, cfg=dict(group_size=4, lr=2e-4, temperature=0.7, max_new_tokens=40)),
-    "cpu": dict(start="tiny-sft", steps=60, prompts=16, cfg=dict(group_size=8, lr=2e-4, temperature=0.7, max_new_tokens=40)),
-    "gpu": dict(start="tiny-sft", steps=60, prompts=16, cfg=dict(group_size=8, lr=2e-4, temperature=0.7, max_new_tokens=40)),
+    "smoke": dict(start="tiny-sft", steps=2, prompts=4, cfg=dict(group_size=4, lr=3e-5, temperature=1.0, max_new_tokens=40)),
+    "cpu": dict(start="tiny-sft", steps=20, prompts=16, cfg=dict(group_size=8, lr=3e-5, temperature=1.0, max_new_tokens=40)),
+    "gpu": dict(start="tiny-sft", steps=40, prompts=16, cfg=dict(group_size=8, lr=3e-5, temperature=1.0, max_new_tokens=40)),
 }
 
 
