@@ -7,9 +7,11 @@
   separate critic with a clipped value loss, whitening, diagnostics, :func:`~.ppo.train_ppo` with a pluggable reward.
 * :mod:`.trpo` - one KL-constrained natural-gradient step (conjugate gradient, Fisher-vector product, line search).
 * :mod:`.overoptimisation` - best-of-N's exact KL and curves, Gao et al.'s proxy-vs-gold functional forms.
+* :mod:`.grpo` - GRPO and its successors (Dr. GRPO, DAPO, GSPO, CISPO; TRL 1.16's ``loss_type`` s), matched to
+  TRL's loss; dynamic sampling, overlong shaping, :func:`~.grpo.train_grpo`, the course's ``tiny-grpo``.
 
-GRPO and its successors, OREO come later. ``from utils.rl import policy_gradient as pg, ppo``.
+``from utils.rl import policy_gradient as pg, ppo, grpo``.
 """
-from . import overoptimisation, policy_gradient, ppo, trpo
+from . import grpo, overoptimisation, policy_gradient, ppo, trpo
 
-__all__ = ["overoptimisation", "policy_gradient", "ppo", "trpo"]
+__all__ = ["grpo", "overoptimisation", "policy_gradient", "ppo", "trpo"]
