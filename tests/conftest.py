@@ -29,3 +29,14 @@ def smollm2_dir():
     from utils.lm.models import smollm2_offline_dir
 
     return smollm2_offline_dir()
+
+
+@pytest.fixture(scope="module")
+def random_tiny():
+    """A randomly initialised tiny model (seed 0), left-padding, eval mode: one per test module (tests may train it)."""
+    from utils.lm.models import new_tiny_model
+
+    model, tok = new_tiny_model(seed=0)
+    model.eval()
+    tok.padding_side = "left"
+    return model, tok

@@ -6,19 +6,10 @@ import torch
 
 from utils.lm import build_prompts, sample
 from utils.lm.logprobs import completion_logprobs
-from utils.lm.models import new_tiny_model
 from utils.numerics import rel_error
 from utils.rl import grpo
 from utils.rl import policy_gradient as pg
 from utils.world import iter_problems, sample_problems
-
-
-@pytest.fixture(scope="module")
-def random_tiny():
-    model, tok = new_tiny_model(seed=0)
-    model.eval()
-    tok.padding_side = "left"
-    return model, tok
 
 
 @pytest.fixture(scope="module")

@@ -5,17 +5,8 @@ import torch
 
 from utils.lm import build_prompts, sample
 from utils.lm.logprobs import completion_logprobs, samples_logprobs, sequence_nll_check
-from utils.lm.models import new_tiny_model
 from utils.rl import policy_gradient as pg
 from utils.world import sample_problems
-
-
-@pytest.fixture(scope="module")
-def random_tiny():
-    model, tok = new_tiny_model(seed=0)
-    model.eval()
-    tok.padding_side = "left"
-    return model, tok
 
 
 def _toy(K=5, seed=0):

@@ -6,17 +6,8 @@ import torch
 
 from utils.lm import build_prompts, sample
 from utils.lm.logprobs import kl_estimate
-from utils.lm.models import new_tiny_model
 from utils.rl import ppo
 from utils.world import sample_problems
-
-
-@pytest.fixture(scope="module")
-def random_tiny():
-    model, tok = new_tiny_model(seed=0)
-    model.eval()
-    tok.padding_side = "left"
-    return model, tok
 
 
 def _batch(B=4, T=6, seed=0):

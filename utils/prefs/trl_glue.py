@@ -51,17 +51,27 @@ def _seq_logps(model: PreTrainedModel, ids: torch.Tensor, att: torch.Tensor, cma
     return (gather_logprobs(torch.log_softmax(logits.float(), -1), ids[:, 1:]) * m).sum(-1), m.sum(-1)
 
 
+def _their_loss(trainer_cls: Any, cfg: Any, model: PreTrainedModel, tok: PreTrainedTokenizerBase, rows: list[dict[str, Any]],
+                **trainer_kw: Any) -> tuple[Any, dict[str, Any], torch.Tensor]:
+    """``(trainer, batch, loss)``: the trainer on ``rows``, its collator's first batch of 4, its ``compute_loss`` on
+    that batch after :func:`perturb` moved the policy off the reference."""
+    from datasets import Dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr = trainer_cls(model=model, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tok, **trainer_kw)
+    batch = tr.data_collator([tr.train_dataset[i] for i in range(4)])
+    perturb(tr.model)
+    return tr, batch, tr.compute_loss(tr.model, dict(batch)).detach()
+
+
 def dpo_check(model: PreTrainedModel, ref: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs: Sequence[PreferencePair],
               beta: float = 0.1) -> dict[str, torch.Tensor]:
     """``theirs`` / ``ours`` DPO losses on one batch of 4 pairs, and TRL's logged vs our mean implicit rewards."""
-    from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     cfg = DPOConfig(**_common(beta=beta, max_length=256))
-    tr = DPOTrainer(model=model, ref_model=ref, args=cfg, train_dataset=Dataset.from_list(conversational_rows(pairs)), processing_class=tok)
-    batch = tr.data_collator([tr.train_dataset[i] for i in range(4)])  # [chosen; rejected] rows
-    perturb(tr.model)
-    theirs = tr.compute_loss(tr.model, dict(batch)).detach()
+    tr, batch, theirs = _their_loss(DPOTrainer, cfg, model, tok, conversational_rows(pairs), ref_model=ref)  # [chosen; rejected] rows
     with torch.no_grad():
         args = (batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
         (w, l), (rw, rl) = _seq_logps(tr.model, *args)[0].chunk(2), _seq_logps(ref, *args)[0].chunk(2)
@@ -75,7 +85,6 @@ def kto_check(model: PreTrainedModel, ref: PreTrainedModel, tok: PreTrainedToken
               beta: float = 0.1) -> dict[str, torch.Tensor]:
     """``theirs`` / ``ours`` KTO losses on one batch: each pair gives a desirable (chosen) and an undesirable
     (rejected) example, unpaired; 4 examples, 2 of each."""
-    from datasets import Dataset
     from trl import KTOConfig, KTOTrainer
 
     rows = []
@@ -83,12 +92,7 @@ def kto_check(model: PreTrainedModel, ref: PreTrainedModel, tok: PreTrainedToken
         rows += [{"prompt": r["prompt"], "completion": r["chosen"], "label": True},
                  {"prompt": r["prompt"], "completion": r["rejected"], "label": False}]
     cfg = KTOConfig(**_common(beta=beta, max_length=256))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tr = KTOTrainer(model=model, ref_model=ref, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tok)
-    batch = tr.data_collator([tr.train_dataset[i] for i in range(4)])
-    perturb(tr.model)
-    theirs = tr.compute_loss(tr.model, dict(batch)).detach()
+    tr, batch, theirs = _their_loss(KTOTrainer, cfg, model, tok, rows, ref_model=ref)
     with torch.no_grad():
         main = (batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
         mism = (batch["KL_input_ids"], batch["KL_attention_mask"], batch["KL_completion_mask"])
@@ -106,16 +110,10 @@ def _concatenated(tr: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.T
 def orpo_check(model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs: Sequence[PreferencePair], lam: float = 0.1
                ) -> dict[str, torch.Tensor]:
     """``theirs`` / ``ours`` ORPO losses on one batch of 4 pairs (no reference model)."""
-    from datasets import Dataset
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
     cfg = ORPOConfig(**_common(beta=lam, max_length=256, max_completion_length=128, remove_unused_columns=False))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tr = ORPOTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(conversational_rows(pairs)), processing_class=tok)
-    batch = tr.data_collator([tr.train_dataset[i] for i in range(4)])
-    perturb(tr.model)
-    theirs = tr.compute_loss(tr.model, dict(batch)).detach()
+    tr, batch, theirs = _their_loss(ORPOTrainer, cfg, model, tok, conversational_rows(pairs))
     ids, att, cmask = _concatenated(tr, batch)
     with torch.no_grad():
         lp, n = _seq_logps(tr.model, ids, att, cmask)
@@ -129,17 +127,11 @@ def simpo_check(model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs: Seq
                 gamma: float = 1.0) -> dict[str, torch.Tensor]:
     """``theirs`` / ``ours`` SimPO losses on one batch of 4 pairs: TRL's CPO trainer with ``loss_type="simpo"`` and
     ``cpo_alpha=0`` (no NLL term); TRL's ``simpo_gamma`` is the margin ``γ`` in the same units as ours."""
-    from datasets import Dataset
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
     cfg = CPOConfig(**_common(beta=beta, loss_type="simpo", simpo_gamma=gamma, cpo_alpha=0.0, max_length=256,
                               max_completion_length=128, remove_unused_columns=False))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tr = CPOTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(conversational_rows(pairs)), processing_class=tok)
-    batch = tr.data_collator([tr.train_dataset[i] for i in range(4)])
-    perturb(tr.model)
-    theirs = tr.compute_loss(tr.model, dict(batch)).detach()
+    tr, batch, theirs = _their_loss(CPOTrainer, cfg, model, tok, conversational_rows(pairs))
     ids, att, cmask = _concatenated(tr, batch)
     with torch.no_grad():
         lp, n = _seq_logps(tr.model, ids, att, cmask)
