@@ -29,6 +29,7 @@ from ..runtime import Profile
 from ..world import Problem, iter_problems
 from ..world.preferences import true_reward
 from ..world.rewards import format_reward, outcome_reward
+from .grpo import save_policy
 
 
 def r1_rewards(problems: Sequence[Problem], texts: Sequence[str], format_weight: float = 0.5,
@@ -111,26 +112,30 @@ def mixed_stream(tasks: Sequence[tuple[str, int]], weights: Sequence[float] | No
 
 
 def stage_row(model: PreTrainedModel, tok: PreTrainedTokenizerBase, skills: Mapping[str, Sequence[Problem]],
-              format_skill: str, max_new_tokens: int = 96, batch_size: int = 256) -> dict[str, float]:
+              format_skill: str, max_new_tokens: int = 96, batch_size: int = 256,
+              verdicts: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """One row of the per-stage table, from one greedy evaluation of every skill's test problems.
 
     Returns ``{skill: greedy accuracy for each skill, "format": well-formed share on format_skill,
-    "tokens": mean tokens per greedy completion on format_skill}``.
+    "tokens": mean tokens per greedy completion on format_skill}``. ``verdicts``: a dict to receive each skill's
+    ``[n]`` 0/1 greedy verdicts (for paired comparisons between stages).
     """
     names = list(skills)
+    if format_skill not in skills:
+        raise ValueError(f"format_skill {format_skill!r} is not one of the skills {names}")
     problems = [p for s in names for p in skills[s]]
     res = evaluate(model, tok, problems, greedy=True, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False)
     row, i = {}, 0
     for s in names:
         n = len(skills[s])
         row[s] = float(np.mean(res.greedy[i : i + n])) if n else float("nan")
+        if verdicts is not None:
+            verdicts[s] = np.asarray(res.greedy[i : i + n], dtype=float)
         if s == format_skill:
             texts = res.greedy_texts[i : i + n]
             row["format"] = float(np.mean([format_reward(None, t) for t in texts]))
             row["tokens"] = float(np.mean(completion_tokens(tok, texts)))
         i += n
-    if format_skill not in skills:
-        raise ValueError(f"format_skill {format_skill!r} is not one of the skills {names}")
     return row
 
 
@@ -146,9 +151,7 @@ def save_stage(model: PreTrainedModel, tok: PreTrainedTokenizerBase, P: Profile,
     """Save a stage's model and tokenizer under ``P.model_dir("r1-<stage>")``; returns the folder (loadable with
     :func:`utils.lm.load_model`)."""
     out = P.model_dir(f"r1-{stage}")
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tok.save_pretrained(out)
+    save_policy(model, tok, out)
     return out
 
 
