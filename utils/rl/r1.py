@@ -1,0 +1,158 @@
+"""DeepSeek-R1 in miniature (survey §3.3): the rule-based rewards, the glue between stages, the per-stage table.
+
+The stages themselves are other modules' work: SFT (:func:`utils.sft.fine_tune`), GRPO
+(:func:`utils.rl.grpo.train_grpo`), rejection sampling (:func:`utils.sft.rejection_sample`). What is here:
+
+* :class:`R1Reward` - correctness + format (+ an optional preference term), a ``reward_fn`` for GRPO that also
+  logs what it saw at every call (accuracy, format compliance, tokens per answer): the training curves;
+* :func:`r1_rewards` - the same reward as a plain function, ``[B]``;
+* :func:`pool_stream` - an endless stream over a fixed pool of problems, reshuffled every pass;
+* :func:`mixed_stream` - an endless stream of problems drawn from several (family, level) streams;
+* :func:`completion_tokens` - tokens per completion, as the policy's tokenizer counts them;
+* :func:`stage_row` - one row of the per-stage table (accuracy per skill, format, tokens per answer);
+* :func:`student_model` - a smaller, randomly initialised tiny model (the distillation student);
+* :func:`save_stage` - save a stage's model under ``P.model_dir("r1-<stage>")``.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from transformers import LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+
+from ..lm.evaluation import evaluate
+from ..lm.models import new_tiny_model
+from ..runtime import Profile
+from ..world import Problem, iter_problems
+from ..world.preferences import true_reward
+from ..world.rewards import format_reward, outcome_reward
+from .grpo import save_policy
+
+
+def r1_rewards(problems: Sequence[Problem], texts: Sequence[str], format_weight: float = 0.5,
+               preference_weight: float = 0.0) -> torch.Tensor:
+    """``[B]`` R1's rule-based reward: ``correct + format_weight * well_formed + preference_weight * preference``.
+
+    ``correct``: :func:`utils.world.rewards.outcome_reward` (1 for a right final answer); ``well_formed``:
+    :func:`utils.world.rewards.format_reward` (exactly ``<think>...</think><answer>...</answer>``);
+    ``preference``: the world's hidden preference score :func:`utils.world.preferences.true_reward` (correctness,
+    format, good steps, minus verbosity), standing in for the reward model of R1's second RL stage.
+    ``problems[i]`` belongs to ``texts[i]`` (GRPO repeats each problem once per sample). Never raises on a text.
+    """
+    if len(problems) != len(texts):
+        raise ValueError(f"{len(problems)} problems but {len(texts)} completions")
+    out = []
+    for p, t in zip(problems, texts):
+        r = outcome_reward(p, t) + format_weight * format_reward(p, t)
+        if preference_weight:
+            r += preference_weight * true_reward(p, t)
+        out.append(r)
+    return torch.tensor(out, dtype=torch.float32)
+
+
+def completion_tokens(tok: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[int]:
+    """Number of tokens of each completion text (tags included, without the end-of-turn token)."""
+    return [len(ids) for ids in tok(list(texts), add_special_tokens=False)["input_ids"]] if texts else []
+
+
+class R1Reward:
+    """A GRPO ``reward_fn(problems [B], texts [B]) -> [B]`` (:func:`r1_rewards`) that keeps a log of each call.
+
+    Every call appends ``{"reward", "correct", "format", "tokens"}`` (batch means; ``tokens`` per completion by
+    ``tok``) to :attr:`log`: since GRPO scores every rollout once, the log is the training curve of the run.
+    """
+
+    def __init__(self, tok: PreTrainedTokenizerBase, format_weight: float = 0.5, preference_weight: float = 0.0):
+        self.tok, self.format_weight, self.preference_weight = tok, format_weight, preference_weight
+        self.log: list[dict[str, float]] = []
+
+    def __call__(self, problems: Sequence[Problem], texts: Sequence[str]) -> torch.Tensor:
+        r = r1_rewards(problems, texts, self.format_weight, self.preference_weight)
+        self.log.append({
+            "reward": float(r.mean()),
+            "correct": float(np.mean([outcome_reward(p, t) for p, t in zip(problems, texts)])),
+            "format": float(np.mean([format_reward(p, t) for p, t in zip(problems, texts)])),
+            "tokens": float(np.mean(completion_tokens(self.tok, texts))),
+        })
+        return r
+
+    def curve(self, key: str) -> list[float]:
+        """One logged quantity per call, in order."""
+        return [row[key] for row in self.log]
+
+
+def pool_stream(problems: Sequence[Problem], seed: int = 0) -> Iterator[Problem]:
+    """An endless stream over a fixed pool: every pass visits each problem once, in a fresh seeded order
+    (RL on a pool sees each prompt again and again, as R1's RL stages revisit their prompt set)."""
+    pool = list(problems)
+    if not pool:
+        raise ValueError("pool_stream needs at least one problem")
+    rng = random.Random(f"pool-{seed}")
+    while True:
+        order = pool[:]
+        rng.shuffle(order)
+        yield from order
+
+
+def mixed_stream(tasks: Sequence[tuple[str, int]], weights: Sequence[float] | None = None, split: str = "train",
+                 seed: int = 0) -> Iterator[Problem]:
+    """An endless deterministic stream that draws each problem from one of ``tasks`` (``(family, level)``),
+    chosen with probability ``weights`` (default uniform); each task's own stream is
+    :func:`utils.world.iter_problems`."""
+    if not tasks:
+        raise ValueError("mixed_stream needs at least one (family, level)")
+    streams = [iter_problems(f, lvl, split, seed) for f, lvl in tasks]
+    rng = random.Random(f"mixed-{seed}")
+    w = list(weights) if weights is not None else [1.0] * len(tasks)
+    while True:
+        yield next(rng.choices(streams, w)[0])
+
+
+def stage_row(model: PreTrainedModel, tok: PreTrainedTokenizerBase, skills: Mapping[str, Sequence[Problem]],
+              format_skill: str, max_new_tokens: int = 96, batch_size: int = 256,
+              verdicts: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+    """One row of the per-stage table, from one greedy evaluation of every skill's test problems.
+
+    Returns ``{skill: greedy accuracy for each skill, "format": well-formed share on format_skill,
+    "tokens": mean tokens per greedy completion on format_skill}``. ``verdicts``: a dict to receive each skill's
+    ``[n]`` 0/1 greedy verdicts (for paired comparisons between stages).
+    """
+    names = list(skills)
+    if format_skill not in skills:
+        raise ValueError(f"format_skill {format_skill!r} is not one of the skills {names}")
+    problems = [p for s in names for p in skills[s]]
+    res = evaluate(model, tok, problems, greedy=True, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False)
+    row, i = {}, 0
+    for s in names:
+        n = len(skills[s])
+        row[s] = float(np.mean(res.greedy[i : i + n])) if n else float("nan")
+        if verdicts is not None:
+            verdicts[s] = np.asarray(res.greedy[i : i + n], dtype=float)
+        if s == format_skill:
+            texts = res.greedy_texts[i : i + n]
+            row["format"] = float(np.mean([format_reward(None, t) for t in texts]))
+            row["tokens"] = float(np.mean(completion_tokens(tok, texts)))
+        i += n
+    return row
+
+
+def student_model(seed: int = 0, hidden_size: int = 64, layers: int = 2, heads: int = 4,
+                  intermediate_size: int | None = None) -> tuple[LlamaForCausalLM, PreTrainedTokenizerBase]:
+    """A randomly initialised tiny Llama smaller than tiny-base (default hidden 64, 2 layers, FFN 4x hidden),
+    with the same tokenizer: the distillation student of survey §3.3.5."""
+    return new_tiny_model(seed, hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=heads,
+                          num_key_value_heads=heads, intermediate_size=intermediate_size or 4 * hidden_size)
+
+
+def save_stage(model: PreTrainedModel, tok: PreTrainedTokenizerBase, P: Profile, stage: str) -> Path:
+    """Save a stage's model and tokenizer under ``P.model_dir("r1-<stage>")``; returns the folder (loadable with
+    :func:`utils.lm.load_model`)."""
+    out = P.model_dir(f"r1-{stage}")
+    save_policy(model, tok, out)
+    return out
+
+
+__all__ = ["R1Reward", "completion_tokens", "mixed_stream", "pool_stream", "r1_rewards", "save_stage", "stage_row", "student_model"]
