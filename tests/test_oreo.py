@@ -1,0 +1,115 @@
+"""utils.rl.oreo: the soft Bellman targets and residuals, OREO's two losses (values and gradients), the DPO
+baseline's loss, the offline data and pairs, reading values at step boundaries, and the value-guided search."""
+import copy
+
+import pytest
+import torch
+
+from utils import world
+from utils.lm import load_model
+from utils.numerics import rel_error
+from utils.prefs.losses import dpo_loss
+from utils.rl import oreo
+
+
+def _batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    lens = torch.tensor([5, 2, 4])
+    m = (torch.arange(5)[None] < lens[:, None]).double()
+    return (torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64), -torch.rand(3, 5, generator=g, dtype=torch.float64),
+            -torch.rand(3, 5, generator=g, dtype=torch.float64), torch.rand(3, 5, generator=g, dtype=torch.float64), m)
+
+
+def test_soft_targets_by_hand():
+    r, lp, ref, _, m = _batch()
+    t = oreo.soft_targets(r, lp - ref, m, 0.5)
+    for b in range(3):
+        n = int(m[b].sum())
+        for i in range(5):
+            want = float(r[b]) - 0.5 * float((lp - ref)[b, i:n].sum()) if i < n else 0.0
+            assert abs(float(t[b, i]) - want) < 1e-12
+
+
+def test_residuals_vanish_exactly_on_the_targets_and_losses_are_zero():
+    r, lp, ref, _, m = _batch(1)
+    v = oreo.soft_targets(r, lp - ref, m, 0.3)
+    assert float(oreo.bellman_residuals(v, r, lp - ref, m, 0.3).abs().max()) < 1e-12
+    assert float(oreo.value_loss(v, r, lp, ref, m, 0.3)) < 1e-24
+    assert float(oreo.policy_loss(v, r, lp, ref, m, 0.3)) < 1e-24
+
+
+def test_value_loss_trains_only_the_value_and_policy_loss_only_the_current_token():
+    r, lp0, ref, v0, m = _batch(2)
+    lp, v = lp0.clone().requires_grad_(True), v0.clone().requires_grad_(True)
+    g_lp, g_v = torch.autograd.grad(oreo.value_loss(v, r, lp, ref, m, 0.5), [lp, v], allow_unused=True)
+    assert g_lp is None and g_v is not None
+    lp, v = lp0.clone().requires_grad_(True), v0.clone().requires_grad_(True)
+    g_lp, g_v = torch.autograd.grad(oreo.policy_loss(v, r, lp, ref, m, 0.5), [lp, v], allow_unused=True)
+    assert g_v is None
+    # d loss / d logp[b, t] = 2 beta residual_t / (n_b B): the residual is the value loss's one
+    resid = (v0 - oreo.soft_targets(r, lp0 - ref, m, 0.5)) * m
+    want = 2 * 0.5 * resid / m.sum(-1, keepdim=True) / 3
+    assert rel_error(g_lp, want) < 1e-12   # float64, a handful of terms
+
+
+def test_kl_regulariser_is_added_with_alpha():
+    r, lp, ref, v, m = _batch(3)
+    kl = torch.rand(3, 5, dtype=torch.float64)
+    base = oreo.policy_loss(v, r, lp, ref, m, 0.5)
+    with_kl = oreo.policy_loss(v, r, lp, ref, m, 0.5, kl=kl, alpha=0.2)
+    assert abs(float(with_kl - base) - 0.2 * float((kl * m).sum() / m.sum())) < 1e-12
+
+
+def test_dpo_pair_loss_equals_the_prefs_loss_and_is_trainable():
+    w, lo, rw, rl = torch.randn(6, requires_grad=True), torch.randn(6), torch.randn(6), torch.randn(6)
+    ours = oreo.dpo_pair_loss(w, lo, rw, rl, 0.1)
+    assert rel_error(ours.detach(), dpo_loss(w.detach(), lo, rw, rl, 0.1)) < 1e-6   # the same formula in fp32
+    ours.sum().backward()
+    assert w.grad is not None and float(w.grad.abs().sum()) > 0
+
+
+def test_validation():
+    with pytest.raises(ValueError):
+        oreo.soft_targets(torch.zeros(2), torch.zeros(3, 4), torch.ones(3, 4), 0.1)
+    with pytest.raises(ValueError):
+        oreo.OREOConfig(beta=0.0)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    model, tok = load_model("tiny-sft")
+    probs = world.sample_problems("countdown", 3, 6, split="train", seed=0)
+    data = oreo.offline_data(model, tok, probs, 4, max_new_tokens=40, seed=0)
+    return model, tok, data
+
+
+def test_offline_data_pairs_and_correct(tiny):
+    _, _, data = tiny
+    assert len(data) == 24 and data.rewards.shape == (24,)
+    assert all(world.score(p, t) == r for p, t, r in zip(data.problems, data.texts, data.rewards.tolist()))
+    pairs = oreo.dpo_pairs(data)
+    for c, r in pairs:
+        assert data.problems[c].uid == data.problems[r].uid and data.rewards[c] == 1 and data.rewards[r] == 0
+    used = [i for pr in pairs for i in pr]
+    assert len(used) == len(set(used))
+    assert all(world.score(p, t) == 1.0 for p, t in data.correct())
+
+
+def test_train_oreo_and_dpo_run_and_move_the_policy(tiny):
+    model, tok, data = tiny
+    pol = copy.deepcopy(model)
+    res = oreo.train_oreo(pol, model, data, oreo.OREOConfig(steps=3, batch_size=8, lr=1e-3), progress=False)
+    assert len(res.history) == 3 and all(torch.isfinite(torch.tensor(h["value_loss"])) for h in res.history)
+    assert any(not torch.equal(a, b) for a, b in zip(pol.parameters(), model.parameters()))
+    pairs = oreo.dpo_pairs(data)
+    if pairs:
+        d = copy.deepcopy(model)
+        losses = oreo.train_dpo(d, model, data, pairs, 2, 4, progress=False)
+        assert abs(losses[0] - 0.6931) < 1e-3   # the policy starts at the reference: log 2
+    # the value at step boundaries: one per step, and the critic's head at init is the constant it starts from
+    sv = oreo.step_values(oreo.Critic(model, init_value=0.25), tok, data.problems[:4], data.texts[:4])
+    assert [len(v) for v in sv] == [len(oreo.step_boundaries(t)) for t in data.texts[:4]]
+    assert all(abs(x - 0.25) < 1e-6 for v in sv for x in v)
+    sr = oreo.value_guided_search(pol, res.critic, tok, data.problems[:3:1], 2, max_new_tokens=40, seed=1)
+    assert len(sr.texts) == 3 and sr.tokens > 0 and sr.correct.shape == (3,)

@@ -1,0 +1,476 @@
+"""OREO, offline reasoning optimisation (survey §3.2.7; Wang et al. 2024, arXiv 2412.16145).
+
+The token MDP of a language model: the state ``s_t`` is the prompt plus the tokens so far, the action ``a_t`` the
+next token, transitions are deterministic (append the token), and the reward is 0 except for the verifier's 0/1
+verdict on the last token. For the KL-regularised objective ``E[R] - beta KL(pi || pi_ref)`` the optimal policy
+and its soft value satisfy the **soft Bellman equation**
+
+    V(s_t) - V(s_{t+1}) = r_t - beta * log pi(a_t | s_t) / pi_ref(a_t | s_t),      V(s_T) = 0,
+
+so, summed from ``t`` to the end, ``V(s_t) = R - beta * sum_{i >= t} log pi(a_i | s_i) / pi_ref(a_i | s_i)``
+(:func:`soft_targets`). OREO fits a value network and the policy jointly to this consistency on *offline*
+trajectories, correct and failed ones alike:
+
+* :func:`value_loss` - ``1/T sum_t (V(s_t) - R + beta sum_{i >= t} log-ratio_i)^2`` with the policy's
+  log-ratios held fixed (only the value model learns from it);
+* :func:`policy_loss` - the same residual with the value held fixed and only the *current* token's log-ratio
+  carrying a gradient (the later ones detached), plus ``alpha`` times a KL regulariser to ``pi_ref``
+  (:func:`utils.rl.ppo.exact_token_kl`, exact over the vocabulary at each visited state).
+
+The value model is :class:`utils.rl.ppo.Critic` (a separate copy of the LM plus a linear head), trained with its
+own optimiser; :func:`train_oreo` runs both updates on each minibatch. At test time the value picks among
+sampled next steps (:func:`value_guided_search`; steps end at the separators of
+:func:`utils.reward_models.process.step_boundaries`). The baselines trained on the same offline data are
+rejection-sampling fine-tuning (SFT on the correct trajectories; :func:`utils.sft.fine_tune`) and DPO on
+(correct, failed) pairs of one prompt (:func:`dpo_pairs`, :func:`train_dpo`).
+
+Shapes: ``B`` trajectories, ``T`` completion length (right-padded; ``mask [B, T]`` 1 up to and including the end
+token), ``P`` prompt length (left-padded), ``V`` vocabulary.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from ..lm.generation import Samples, build_prompts, sample
+from ..lm.logprobs import completion_logprobs, token_logprobs
+from ..reward_models.model import rm_texts
+from ..reward_models.process import prm_batch, step_boundaries
+from ..world import Problem, score
+from .policy_gradient import rollout
+from .ppo import Critic, _rows, exact_token_kl, masked_mean
+
+# ----------------------------------------------------------------------------------------------
+# The soft Bellman residual and the two losses
+# ----------------------------------------------------------------------------------------------
+
+
+def _wide(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in at least fp32 (half types are widened; fp64 stays fp64, for exact checks)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def suffix_sum(x: torch.Tensor, mask: torch.Tensor, inclusive: bool = True) -> torch.Tensor:
+    """``[B, T]`` ``sum_{i >= t} x_i`` over the masked entries (``inclusive=False``: ``sum_{i > t}``), 0 off-mask."""
+    m = mask.to(x.dtype)
+    xm = x * m
+    s = xm.flip(-1).cumsum(-1).flip(-1)
+    return (s if inclusive else s - xm) * m
+
+
+def soft_targets(rewards: torch.Tensor, log_ratio: torch.Tensor, mask: torch.Tensor, beta: float) -> torch.Tensor:
+    """``[B, T]`` the soft value the Bellman equation implies along each trajectory:
+    ``R - beta * sum_{i >= t} log pi(a_i|s_i) / pi_ref(a_i|s_i)`` (0 off-mask).
+
+    Args:
+        rewards: ``[B]`` terminal 0/1 rewards (the only non-zero ``r_t``, on the last token).
+        log_ratio: ``[B, T]`` ``log pi - log pi_ref`` of the trajectory's tokens.
+        mask: ``[B, T]``.
+    """
+    if rewards.shape != (log_ratio.shape[0],) or log_ratio.shape != mask.shape:
+        raise ValueError(f"need rewards [B] and log_ratio, mask [B, T]; got {tuple(rewards.shape)}, "
+                         f"{tuple(log_ratio.shape)}, {tuple(mask.shape)}")
+    m = mask.to(log_ratio.dtype)
+    return (rewards.to(log_ratio)[:, None] - beta * suffix_sum(log_ratio, mask)) * m
+
+
+def _per_trajectory_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[B]`` the mean of ``x [B, T]`` over each row's masked entries (the paper's ``1/T sum_t``)."""
+    m = mask.to(x.dtype)
+    return (x * m).sum(-1) / m.sum(-1).clamp(min=1)
+
+
+def value_loss(values: torch.Tensor, rewards: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor,
+               mask: torch.Tensor, beta: float) -> torch.Tensor:
+    """OREO's value loss: the batch mean of ``1/T sum_t (V(s_t) - R + beta sum_{i >= t} log-ratio_i)^2``.
+
+    ``values``: ``[B, T]`` ``V(s_t)`` (differentiable); ``logp``/``ref_logp``: ``[B, T]`` (held fixed: detached
+    here); ``rewards``: ``[B]``.
+    """
+    target = soft_targets(rewards, _wide((logp - ref_logp).detach()), mask, beta)
+    return _per_trajectory_mean((_wide(values) - target) ** 2, mask).mean()
+
+
+def policy_loss(values: torch.Tensor, rewards: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tensor,
+                mask: torch.Tensor, beta: float, kl: torch.Tensor | None = None, alpha: float = 0.0) -> torch.Tensor:
+    """OREO's policy loss: the batch mean of
+    ``1/T sum_t (V(s_t) - R + beta log-ratio_t + beta sum_{i > t} sg[log-ratio_i])^2 + alpha * KL``.
+
+    The value is held fixed (detached) and only the current token's log-ratio carries a gradient, so
+    ``d/dtheta = 2 beta * residual_t * grad log pi(a_t | s_t)``: a token whose trajectory did worse than the value
+    expected (residual > 0) is pushed down, one that did better is pushed up.
+
+    Args:
+        values: ``[B, T]`` ``V(s_t)`` (detached here). rewards: ``[B]``.
+        logp: ``[B, T]`` differentiable ``log pi_theta(a_t | s_t)``; ref_logp: ``[B, T]`` ``log pi_ref``.
+        mask: ``[B, T]``. kl: ``[B, T]`` per-state ``KL(pi_theta || pi_ref)`` (differentiable), e.g.
+            :func:`utils.rl.ppo.exact_token_kl`; its token mean over the batch is added ``alpha`` times.
+    """
+    lr = _wide(logp - ref_logp.detach())
+    m = mask.to(lr.dtype)
+    resid = (_wide(values.detach()) - rewards.to(lr)[:, None] + beta * lr + beta * suffix_sum(lr.detach(), mask, inclusive=False)) * m
+    loss = _per_trajectory_mean(resid**2, mask).mean()
+    if kl is not None and alpha:
+        loss = loss + alpha * masked_mean(_wide(kl), mask)
+    return loss
+
+
+def bellman_residuals(values: torch.Tensor, rewards: torch.Tensor, log_ratio: torch.Tensor, mask: torch.Tensor,
+                      beta: float) -> torch.Tensor:
+    """``[B, T]`` the one-step soft Bellman residuals ``V(s_t) - V(s_{t+1}) - r_t + beta log-ratio_t`` with
+    ``V(s_T) = 0`` after each row's last token and ``r_t`` the reward on the last token (0 off-mask).
+    All zero exactly when ``values`` equal :func:`soft_targets`."""
+    m = mask.to(values.dtype)
+    v = values * m
+    v_next = torch.cat([v[:, 1:], torch.zeros_like(v[:, :1])], dim=1) * torch.cat([m[:, 1:], torch.zeros_like(m[:, :1])], dim=1)
+    last = (mask.long().sum(-1) - 1).clamp(min=0)
+    r = torch.zeros_like(v)
+    r[torch.arange(v.shape[0]), last] = rewards.to(v)
+    return (v - v_next - r + beta * log_ratio.to(v)) * m
+
+
+# ----------------------------------------------------------------------------------------------
+# Offline data
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class OfflineData:
+    """Trajectories sampled once from the behaviour policy and scored by the verifier.
+
+    Attributes:
+        problems: ``B`` problems (one per trajectory; ``k`` consecutive rows per problem).
+        samples: the ``B`` completions (token ids, masks, texts).
+        rewards: ``[B]`` 0/1 verdicts of :func:`utils.world.score`.
+        k: trajectories per problem.
+    """
+
+    problems: list[Problem]
+    samples: Samples
+    rewards: torch.Tensor
+    k: int
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+    @property
+    def texts(self) -> list[str]:
+        return self.samples.texts
+
+    def correct(self) -> list[tuple[Problem, str]]:
+        """``(problem, completion)`` of every correct trajectory, duplicates of one problem removed (RFT's data)."""
+        seen, out = set(), []
+        for p, t, r in zip(self.problems, self.texts, self.rewards.tolist()):
+            if r == 1.0 and (p.uid, t.strip()) not in seen:
+                seen.add((p.uid, t.strip()))
+                out.append((p, t.strip()))
+        return out
+
+    def rows(self, idx: Sequence[int] | torch.Tensor) -> tuple[Samples, torch.Tensor]:
+        """The sub-batch at ``idx``: its samples (trimmed to the longest completion) and ``[b]`` rewards."""
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return _rows(self.samples, idx.to(self.samples.completion_ids.device)), self.rewards[idx]
+
+
+def offline_data(model: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: Sequence[Problem], k: int,
+                 max_new_tokens: int = 48, temperature: float = 1.0, seed: int = 0, batch_size: int = 256) -> OfflineData:
+    """Sample ``k`` completions per problem from ``model`` (the behaviour policy) and score them 0/1."""
+    ro = rollout(model, tok, problems, k, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, batch_size=batch_size)
+    probs = [ro.problems[i // k] for i in range(len(ro.samples.texts))]
+    return OfflineData(probs, ro.samples, ro.rewards.float().cpu(), k)
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class OREOConfig:
+    """OREO's knobs.
+
+    Attributes:
+        beta: the KL coefficient of the regularised objective (the temperature of the soft Bellman equation).
+        alpha: weight of the KL regulariser in the policy loss.
+        lr, vf_lr: AdamW learning rates of the policy and of the value model.
+        batch_size: trajectories per step; steps: optimiser steps (each updates both models once).
+        max_grad_norm: gradient clipping of both.
+    """
+
+    beta: float = 0.1
+    alpha: float = 0.1
+    lr: float = 5e-5
+    vf_lr: float = 2e-4
+    batch_size: int = 32
+    steps: int = 100
+    max_grad_norm: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.beta <= 0 or self.alpha < 0:
+            raise ValueError(f"need beta > 0 and alpha >= 0, got {self.beta}, {self.alpha}")
+        if self.batch_size < 1 or self.steps < 0:
+            raise ValueError("need batch_size >= 1 and steps >= 0")
+
+
+@dataclass
+class OREOResult:
+    """The trained policy and value model, and one dict of diagnostics per step."""
+
+    policy: PreTrainedModel
+    critic: Critic
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def curve(self, key: str) -> list[float]:
+        return [h[key] for h in self.history]
+
+
+def _order(n: int, steps: int, batch_size: int, seed: int) -> list[list[int]]:
+    """``steps`` batches of indices, epoch by epoch in a seeded shuffle."""
+    g = torch.Generator().manual_seed(seed)
+    flat: list[int] = []
+    while len(flat) < steps * batch_size:
+        flat += torch.randperm(n, generator=g).tolist()
+    return [flat[s * batch_size:(s + 1) * batch_size] for s in range(steps)]
+
+
+def completion_logits(model: PreTrainedModel, s: Samples) -> torch.Tensor:
+    """``[B, T, V]`` next-token logits (fp32) at the states ``s_t`` before each completion token of ``s`` (the
+    positions :func:`utils.lm.logprobs.completion_logprobs` reads), for losses that need the whole distribution."""
+    att = torch.cat([s.prompt_mask, s.completion_mask], 1).long()
+    out = model(input_ids=torch.cat([s.prompt_ids, s.completion_ids], 1), attention_mask=att,
+                position_ids=(att.cumsum(-1) - 1).clamp(min=0))
+    P, T = s.prompt_ids.shape[1], s.completion_ids.shape[1]
+    return out.logits[:, P - 1:P - 1 + T].float()
+
+
+def oreo_step(policy: PreTrainedModel, ref: PreTrainedModel, critic: Critic, opt: torch.optim.Optimizer,
+              opt_v: torch.optim.Optimizer, s: Samples, rewards: torch.Tensor, cfg: OREOConfig) -> dict[str, float]:
+    """One OREO update on a minibatch: the value model on :func:`value_loss`, then the policy on :func:`policy_loss`."""
+    m = s.completion_mask
+    rewards = rewards.to(m.device)
+    with torch.no_grad():
+        ref_logits = completion_logits(ref, s)
+        ref_logp = token_logprobs(ref_logits, s.completion_ids) * m
+    logits = completion_logits(policy, s)
+    logp = token_logprobs(logits, s.completion_ids) * m
+    # the value model first, against the policy's current (detached) log-ratios
+    values = critic(s)
+    v_loss = value_loss(values, rewards, logp, ref_logp, m, cfg.beta)
+    opt_v.zero_grad(); v_loss.backward()
+    torch.nn.utils.clip_grad_norm_(critic.parameters(), cfg.max_grad_norm)
+    opt_v.step()
+    kl = exact_token_kl(logits, ref_logits, m) if cfg.alpha else None
+    p_loss = policy_loss(values.detach(), rewards, logp, ref_logp, m, cfg.beta, kl, cfg.alpha)
+    opt.zero_grad(); p_loss.backward()
+    gn = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm))
+    opt.step()
+    with torch.no_grad():
+        lr_seq = ((logp - ref_logp) * m).sum(-1)
+    return {"value_loss": float(v_loss.detach()), "policy_loss": float(p_loss.detach()), "grad_norm": gn,
+            "kl": float(masked_mean(kl.detach(), m)) if kl is not None else float("nan"),
+            "seq_log_ratio": float(lr_seq.mean()), "reward": float(rewards.float().mean())}
+
+
+def train_oreo(policy: PreTrainedModel, ref: PreTrainedModel, data: OfflineData, cfg: OREOConfig | None = None,
+               critic: Critic | None = None, seed: int = 0, progress: bool = True) -> OREOResult:
+    """Train ``policy`` (in place) and a value model jointly with OREO on the offline ``data``.
+
+    ``ref`` is the frozen ``pi_ref`` (the behaviour policy). ``critic`` defaults to ``Critic(ref)`` with its head at
+    the data's mean reward (a constant baseline to start from). Both models are left in eval mode.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = cfg or OREOConfig()
+    critic = critic or Critic(ref, init_value=float(data.rewards.mean()))
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
+    opt_v = torch.optim.AdamW(critic.parameters(), lr=cfg.vf_lr, weight_decay=0.0)
+    ref.eval(); policy.train(); critic.train()
+    hist = []
+    for idx in tqdm(_order(len(data), cfg.steps, cfg.batch_size, seed), desc="OREO", disable=not progress, mininterval=2):
+        s, r = data.rows(idx)
+        hist.append(oreo_step(policy, ref, critic, opt, opt_v, s, r, cfg))
+    policy.eval(); critic.eval()
+    return OREOResult(policy, critic, hist)
+
+
+# ----------------------------------------------------------------------------------------------
+# The DPO baseline on the same offline data
+# ----------------------------------------------------------------------------------------------
+
+
+def dpo_pairs(data: OfflineData, max_per_problem: int | None = None, seed: int = 0) -> list[tuple[int, int]]:
+    """``(chosen row, rejected row)`` pairs: a correct and a failed trajectory of the same problem.
+
+    Per problem, its correct and failed rows are shuffled and zipped (``min(#correct, #failed)`` pairs, at most
+    ``max_per_problem``): each trajectory is used at most once. Problems whose samples all agree give none.
+    """
+    rng = random.Random(seed)
+    out: list[tuple[int, int]] = []
+    r = data.rewards.tolist()
+    for start in range(0, len(data), data.k):
+        rows = range(start, start + data.k)
+        good, bad = [i for i in rows if r[i] == 1.0], [i for i in rows if r[i] != 1.0]
+        rng.shuffle(good); rng.shuffle(bad)
+        pairs = list(zip(good, bad))
+        out += pairs[:max_per_problem] if max_per_problem is not None else pairs
+    return out
+
+
+def sequence_logps(model: PreTrainedModel, s: Samples) -> torch.Tensor:
+    """``[B]`` ``log pi(y | x)`` of the completions in ``s`` (differentiable; sum of the token log-probs)."""
+    out = completion_logprobs(model, s.prompt_ids, s.prompt_mask, s.completion_ids, s.completion_mask)
+    return out.sequence_logprobs(s.completion_mask)
+
+
+def dpo_pair_loss(chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, ref_chosen_logps: torch.Tensor,
+                  ref_rejected_logps: torch.Tensor, beta: float = 0.1) -> torch.Tensor:
+    """``[B]`` DPO losses ``-log sigma(beta [(log pi(y_w) - log pi_ref(y_w)) - (log pi(y_l) - log pi_ref(y_l))])``,
+    differentiable in the policy's log-probs.
+
+    The same value as :func:`utils.prefs.losses.dpo_loss` (tests check it), which goes through
+    :func:`utils.reward_models.model.implicit_reward`; that one is decorated ``@torch.no_grad()``, so its loss
+    carries no gradient and cannot train a policy (reported to its owner).
+    """
+    margin = (chosen_logps - ref_chosen_logps.detach()) - (rejected_logps - ref_rejected_logps.detach())
+    return -torch.nn.functional.logsigmoid(beta * margin)
+
+
+def train_dpo(policy: PreTrainedModel, ref: PreTrainedModel, data: OfflineData, pairs: Sequence[tuple[int, int]],
+              steps: int, batch_size: int = 16, beta: float = 0.1, lr: float = 5e-5, seed: int = 0,
+              max_grad_norm: float = 1.0, progress: bool = True) -> list[float]:
+    """DPO (:func:`dpo_pair_loss`) on ``pairs`` of rows of ``data``; trains ``policy`` in place and
+    returns the per-step losses."""
+    from tqdm.auto import tqdm
+
+    if not pairs:
+        raise ValueError("train_dpo needs at least one (chosen, rejected) pair")
+    opt = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
+    ref.eval(); policy.train()
+    losses = []
+    for idx in tqdm(_order(len(pairs), steps, batch_size, seed), desc="DPO", disable=not progress, mininterval=2):
+        ch, rj = [pairs[i][0] for i in idx], [pairs[i][1] for i in idx]
+        sc, _ = data.rows(ch)
+        sr, _ = data.rows(rj)
+        with torch.no_grad():
+            ref_c, ref_r = sequence_logps(ref, sc), sequence_logps(ref, sr)
+        loss = dpo_pair_loss(sequence_logps(policy, sc), sequence_logps(policy, sr), ref_c, ref_r, beta).mean()
+        opt.zero_grad(); loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
+        opt.step()
+        losses.append(float(loss.detach()))
+    policy.eval()
+    return losses
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading the value model: at step boundaries, and guiding a step-level search
+# ----------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def step_values(critic: Critic, tok: PreTrainedTokenizerBase, problems: Sequence[Problem], completions: Sequence[str],
+                batch_size: int = 64) -> list[list[float]]:
+    """The value model's ``V(s)`` at each step boundary of each completion: the state right after the step's
+    separator (``,``) or after the whole ``</think>`` tag (:func:`utils.reward_models.process.step_boundaries`).
+    One list per completion (empty without a think block)."""
+    device = next(critic.parameters()).device
+    out: list[list[float]] = []
+    for s in range(0, len(problems), batch_size):
+        probs, comps = list(problems[s:s + batch_size]), list(completions[s:s + batch_size])
+        b = prm_batch(tok, probs, comps)                                  # right-padded prompt + completion + end
+        h = critic.lm.base_model(input_ids=b["input_ids"].to(device), attention_mask=b["attention_mask"].to(device)).last_hidden_state
+        v = critic.head(h)                                                # [b, L]: V of the state after token l
+        for i, row in enumerate(_boundary_end_tokens(tok, probs, comps)):
+            out.append([float(v[i, j]) for j in row])
+    return out
+
+
+def _boundary_end_tokens(tok: PreTrainedTokenizerBase, problems: Sequence[Problem], completions: Sequence[str]) -> list[list[int]]:
+    """Per completion, the token index (in ``rm_texts``) that ends each step's boundary marker (``,`` or ``</think>``,
+    which a BPE tokenizer may split into several tokens)."""
+    texts = rm_texts(tok, problems, completions)
+    prompts = build_prompts(tok, problems)
+    enc = tok(texts, return_offsets_mapping=True, add_special_tokens=False)
+    out = []
+    for i, (p, c) in enumerate(zip(prompts, completions)):
+        offs = enc["offset_mapping"][i]
+        row = []
+        for bd in step_boundaries(c):
+            last_char = len(p) + bd + (len("</think>") if c.startswith("</think>", bd) else 1) - 1
+            row.append(next((j for j, (a, e) in enumerate(offs) if a <= last_char < e), len(offs) - 1))
+        out.append(row)
+    return out
+
+
+@dataclass
+class SearchResult:
+    """What :func:`value_guided_search` returns: ``texts`` (one completion per problem), ``correct`` ``[M]`` 0/1,
+    ``tokens`` (all tokens sampled, candidates included) and ``rounds``."""
+
+    texts: list[str]
+    correct: torch.Tensor
+    tokens: int
+    rounds: int
+
+
+def _first_boundary_after(text: str, start: int) -> int | None:
+    """The first step boundary of ``text`` at or after character ``start`` (``None``: no further step)."""
+    return next((b for b in step_boundaries(text) if b >= start), None)
+
+
+@torch.no_grad()
+def value_guided_search(policy: PreTrainedModel, critic: Critic, tok: PreTrainedTokenizerBase, problems: Sequence[Problem],
+                        k: int, max_new_tokens: int = 48, max_rounds: int = 6, temperature: float = 1.0, seed: int = 0,
+                        batch_size: int = 256) -> SearchResult:
+    """Step-level best-of-``k`` guided by the value model (a beam of width 1 over reasoning steps).
+
+    Each round samples ``k`` full continuations of every unfinished prefix, cuts each at its next step boundary,
+    and keeps the candidate whose state has the highest ``V`` (:func:`step_values`). A candidate whose next
+    boundary is ``</think>`` (or that has none: a completion without further steps) is final: the chosen sample
+    is kept whole. Ties go to the first candidate. ``tokens`` counts every sampled token, so the compute can be
+    compared with plain sampling.
+    """
+    problems = list(problems)
+    base = build_prompts(tok, problems)
+    prefix = [""] * len(problems)
+    final: list[str | None] = [None] * len(problems)
+    tokens, rounds = 0, 0
+    for rnd in range(max_rounds):
+        todo = [i for i in range(len(problems)) if final[i] is None]
+        if not todo:
+            break
+        rounds += 1
+        s = sample(policy, tok, [base[i] + prefix[i] for i in todo], n=k, max_new_tokens=max_new_tokens,
+                   temperature=temperature, seed=seed + rnd, batch_size=batch_size)
+        tokens += int(s.completion_mask.sum())
+        full = [prefix[todo[j // k]] + s.texts[j] for j in range(len(s.texts))]
+        probs = [problems[todo[j // k]] for j in range(len(s.texts))]
+        cuts = [_first_boundary_after(t, len(prefix[todo[j // k]])) for j, t in enumerate(full)]
+        vals = step_values(critic, tok, probs, full)
+        for a, i in enumerate(todo):
+            best, best_v = None, -float("inf")
+            for j in range(a * k, (a + 1) * k):
+                bounds = step_boundaries(full[j])
+                if cuts[j] is None:
+                    v = vals[j][-1] if vals[j] else -float("inf")
+                else:
+                    v = vals[j][bounds.index(cuts[j])]
+                if v > best_v:
+                    best, best_v = j, v
+            j = best if best is not None else a * k
+            c = cuts[j]
+            if c is None or full[j].startswith("</think>", c):
+                final[i] = full[j]
+            else:
+                prefix[i] = full[j][:c + 1]
+    for i in range(len(problems)):   # out of rounds: finish greedily from the prefix
+        if final[i] is None:
+            s = sample(policy, tok, [base[i] + prefix[i]], n=1, max_new_tokens=max_new_tokens, temperature=0.0)
+            tokens += int(s.completion_mask.sum())
+            final[i] = prefix[i] + s.texts[0]
+    texts = [t or "" for t in final]
+    return SearchResult(texts, torch.tensor([score(p, t) for p, t in zip(problems, texts)]), tokens, rounds)
