@@ -227,3 +227,14 @@ def test_default_compiles_a_shape_from_its_second_use(tiny_sft, monkeypatch):
         sample(m, tok, prompts, max_new_tokens=max_new, temperature=0, fast=True)
         used.append(generation.last_decode["compiled"])
     assert used == [False, True, True, False]
+
+
+def test_samples_select_rows_and_trim(tiny_sft):
+    model, tok = tiny_sft
+    s = sample(model, tok, build_prompts(tok, sample_problems("countdown", 3, 3, "test")), n=2, max_new_tokens=12, seed=0)
+    sub = s.select([4, 1])
+    assert sub.texts == [s.texts[4], s.texts[1]] and torch.equal(sub.prompt_ids, s.prompt_ids[[4, 1]])
+    assert sub.completion_ids.shape[1] == max(int(sub.lengths.max()), 1) <= s.completion_ids.shape[1]
+    assert torch.equal(sub.completion_mask.sum(-1), s.completion_mask[[4, 1]].sum(-1))  # trimming drops padding only
+    whole = s.select(slice(0, 3), trim=False)
+    assert whole.completion_ids.shape == (3, s.completion_ids.shape[1]) and whole.texts == s.texts[:3]

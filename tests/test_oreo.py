@@ -60,11 +60,15 @@ def test_kl_regulariser_is_added_with_alpha():
     assert abs(float(with_kl - base) - 0.2 * float((kl * m).sum() / m.sum())) < 1e-12
 
 
-def test_dpo_pair_loss_equals_the_prefs_loss_and_is_trainable():
+def test_dpo_of_the_offline_baseline_is_the_prefs_dpo_loss():
+    """train_dpo's loss (Bradley-Terry of implicit rewards) is chapter 09's dpo_loss, with a gradient."""
+    from utils.reward_models.losses import bradley_terry_loss
+    from utils.reward_models.model import implicit_reward
+
     w, lo, rw, rl = torch.randn(6, requires_grad=True), torch.randn(6), torch.randn(6), torch.randn(6)
-    ours = oreo.dpo_pair_loss(w, lo, rw, rl, 0.1)
-    assert rel_error(ours.detach(), dpo_loss(w.detach(), lo, rw, rl, 0.1)) < 1e-6   # the same formula in fp32
-    ours.sum().backward()
+    ours = bradley_terry_loss(implicit_reward(w, rw, 0.1), implicit_reward(lo, rl, 0.1))
+    assert rel_error(ours.detach(), dpo_loss(w.detach(), lo, rw, rl, 0.1).mean()) < 1e-6   # the same formula in fp32
+    ours.backward()
     assert w.grad is not None and float(w.grad.abs().sum()) > 0
 
 

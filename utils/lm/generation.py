@@ -89,6 +89,19 @@ class Samples:
         """``[B]`` number of generated tokens per sequence."""
         return self.completion_mask.sum(-1)
 
+    def select(self, idx: torch.Tensor | Sequence[int] | slice, trim: bool = True) -> "Samples":
+        """The sub-batch at rows ``idx`` (indices or a slice); ``trim``: cut the completion columns to its longest
+        completion (at least one), so a minibatch of short answers does not carry the batch's padding."""
+        if not isinstance(idx, slice):
+            idx = torch.as_tensor(idx, dtype=torch.long, device=self.completion_ids.device)
+            texts = [self.texts[int(i)] for i in idx]
+        else:
+            texts = self.texts[idx]
+        cm = self.completion_mask[idx]
+        T = max(int(cm.sum(-1).max()), 1) if trim and cm.numel() else cm.shape[1]
+        return Samples(self.prompt_ids[idx], self.prompt_mask[idx], self.completion_ids[idx, :T], cm[:, :T],
+                       self.logprobs[idx, :T], texts)
+
 
 def build_prompts(
     tok: PreTrainedTokenizerBase, problems: Sequence[Problem], system: str | None | bool = True

@@ -217,19 +217,13 @@ def evaluate_policy(
     """
     s = sample(policy, tok, build_prompts(tok, problems), n=n, max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size)
     probs = [problems[i // n] for i in range(len(s.texts))]
-    ref_lp = torch.cat([samples_logprobs(ref, _rows(s, slice(a, a + batch_size))).logprobs
+    ref_lp = torch.cat([samples_logprobs(ref, s.select(slice(a, a + batch_size), trim=False)).logprobs
                         for a in range(0, len(s.texts), batch_size)])
     kl = kl_estimate(s.logprobs, ref_lp, s.completion_mask, "k3").sum(-1)
     M = len(problems)
     return {"rewards": torch.tensor([true_reward(p, t) for p, t in zip(probs, s.texts)]).view(M, n),
             "correct": torch.tensor([float(score(p, t)) for p, t in zip(probs, s.texts)]).view(M, n),
             "lengths": s.lengths.cpu().float().view(M, n), "kl": float(kl.mean()), "texts": s.texts}
-
-
-def _rows(s, idx: slice):  # type: ignore[no-untyped-def]
-    from ..lm.generation import Samples
-
-    return Samples(s.prompt_ids[idx], s.prompt_mask[idx], s.completion_ids[idx], s.completion_mask[idx], s.logprobs[idx], s.texts[idx])
 
 
 def win_rates(rewards: torch.Tensor, base_rewards: torch.Tensor) -> torch.Tensor:

@@ -9,10 +9,12 @@
 * :mod:`.overoptimisation` - best-of-N's exact KL and curves, Gao et al.'s proxy-vs-gold functional forms.
 * :mod:`.grpo` - GRPO and its successors (Dr. GRPO, DAPO, GSPO, CISPO; TRL 1.16's ``loss_type`` s), matched to
   TRL's loss; dynamic sampling, overlong shaping, :func:`~.grpo.train_grpo`, the course's ``tiny-grpo``.
+* :mod:`.oreo` - OREO: soft Bellman consistency, value and policy losses on offline trajectories, RFT/DPO baselines,
+  value-guided step search.
 * :mod:`.r1` - DeepSeek-R1 in miniature: correctness + format rewards, stage streams, per-stage rows, the student.
 
 ``from utils.rl import policy_gradient as pg, ppo, grpo``.
 """
-from . import grpo, overoptimisation, policy_gradient, ppo, r1, trpo
+from . import grpo, oreo, overoptimisation, policy_gradient, ppo, r1, trpo
 
-__all__ = ["grpo", "overoptimisation", "policy_gradient", "ppo", "r1", "trpo"]
+__all__ = ["grpo", "oreo", "overoptimisation", "policy_gradient", "ppo", "r1", "trpo"]

@@ -313,14 +313,6 @@ def _cat_samples(parts: Sequence[Samples], pad_id: int) -> Samples:
                    cat([s.logprobs for s in parts], 0.0, False), [t for s in parts for t in s.texts])
 
 
-def _select_rows(s: Samples, rows: torch.Tensor) -> Samples:
-    rows = rows.to(s.completion_ids.device)
-    cm = s.completion_mask[rows]
-    T = max(int(cm.sum(-1).max()), 1) if cm.numel() else 1
-    return Samples(s.prompt_ids[rows], s.prompt_mask[rows], s.completion_ids[rows, :T], cm[:, :T], s.logprobs[rows, :T],
-                   [s.texts[int(i)] for i in rows])
-
-
 @torch.no_grad()
 def collect(policy: PreTrainedModel, tok: PreTrainedTokenizerBase, problem_stream: Iterator[Problem], prompts: int,
             reward_fn: RewardFn, cfg: GRPOConfig, seed: int = 0, batch_size: int = 256) -> GRPOBatch:
@@ -355,7 +347,7 @@ def collect(policy: PreTrainedModel, tok: PreTrainedTokenizerBase, problem_strea
         if not bool(keep.any()):
             continue
         rows = (torch.nonzero(keep).squeeze(1)[:, None] * G + torch.arange(G)).reshape(-1)
-        parts.append((_select_rows(s, rows), [per_row[int(i)] for i in rows], scores[rows], rewards[rows], trunc[rows]))
+        parts.append((s.select(rows), [per_row[int(i)] for i in rows], scores[rows], rewards[rows], trunc[rows]))
         kept += int(keep.sum())
     if not parts:  # every group of every round had equal rewards: train on nothing but report the step
         probs = [next(problem_stream)]

@@ -38,11 +38,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..lm.generation import Samples, build_prompts, sample
 from ..lm.logprobs import completion_logprobs, token_logprobs
-from ..reward_models.model import rm_texts
+from ..reward_models.losses import bradley_terry_loss
+from ..reward_models.model import implicit_reward, rm_texts
 from ..reward_models.process import prm_batch, step_boundaries
 from ..world import Problem, score
 from .policy_gradient import rollout
-from .ppo import Critic, _rows, exact_token_kl, masked_mean
+from .ppo import Critic, exact_token_kl, masked_mean
 
 # ----------------------------------------------------------------------------------------------
 # The soft Bellman residual and the two losses
@@ -173,7 +174,7 @@ class OfflineData:
     def rows(self, idx: Sequence[int] | torch.Tensor) -> tuple[Samples, torch.Tensor]:
         """The sub-batch at ``idx``: its samples (trimmed to the longest completion) and ``[b]`` rewards."""
         idx = torch.as_tensor(idx, dtype=torch.long)
-        return _rows(self.samples, idx.to(self.samples.completion_ids.device)), self.rewards[idx]
+        return self.samples.select(idx), self.rewards[idx]
 
 
 def offline_data(model: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: Sequence[Problem], k: int,
@@ -326,23 +327,11 @@ def sequence_logps(model: PreTrainedModel, s: Samples) -> torch.Tensor:
     return out.sequence_logprobs(s.completion_mask)
 
 
-def dpo_pair_loss(chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, ref_chosen_logps: torch.Tensor,
-                  ref_rejected_logps: torch.Tensor, beta: float = 0.1) -> torch.Tensor:
-    """``[B]`` DPO losses ``-log sigma(beta [(log pi(y_w) - log pi_ref(y_w)) - (log pi(y_l) - log pi_ref(y_l))])``,
-    differentiable in the policy's log-probs.
-
-    The same value as :func:`utils.prefs.losses.dpo_loss` (tests check it), which goes through
-    :func:`utils.reward_models.model.implicit_reward`; that one is decorated ``@torch.no_grad()``, so its loss
-    carries no gradient and cannot train a policy (reported to its owner).
-    """
-    margin = (chosen_logps - ref_chosen_logps.detach()) - (rejected_logps - ref_rejected_logps.detach())
-    return -torch.nn.functional.logsigmoid(beta * margin)
-
-
 def train_dpo(policy: PreTrainedModel, ref: PreTrainedModel, data: OfflineData, pairs: Sequence[tuple[int, int]],
               steps: int, batch_size: int = 16, beta: float = 0.1, lr: float = 5e-5, seed: int = 0,
               max_grad_norm: float = 1.0, progress: bool = True) -> list[float]:
-    """DPO (:func:`dpo_pair_loss`) on ``pairs`` of rows of ``data``; trains ``policy`` in place and
+    """DPO on ``pairs`` of rows of ``data`` — the Bradley-Terry loss of the implicit rewards ``β log π/π_ref``, i.e.
+    :func:`utils.prefs.losses.dpo_loss` (chapter 09; this layer cannot import it); trains ``policy`` in place and
     returns the per-step losses."""
     from tqdm.auto import tqdm
 
@@ -357,7 +346,7 @@ def train_dpo(policy: PreTrainedModel, ref: PreTrainedModel, data: OfflineData, 
         sr, _ = data.rows(rj)
         with torch.no_grad():
             ref_c, ref_r = sequence_logps(ref, sc), sequence_logps(ref, sr)
-        loss = dpo_pair_loss(sequence_logps(policy, sc), sequence_logps(policy, sr), ref_c, ref_r, beta).mean()
+        loss = bradley_terry_loss(implicit_reward(sequence_logps(policy, sc), ref_c, beta), implicit_reward(sequence_logps(policy, sr), ref_r, beta))
         opt.zero_grad(); loss.backward()
         torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
         opt.step()

@@ -316,14 +316,6 @@ def collect(policy: PreTrainedModel, ref: PreTrainedModel, critic: Critic, tok: 
     return PPOBatch(probs, s, scores, old, refl, values, kl, rewards, adv, ret)
 
 
-def _rows(s: Samples, idx: torch.Tensor) -> Samples:
-    """The sub-batch of ``s`` at rows ``idx``, trimmed to its longest completion."""
-    cm = s.completion_mask[idx]
-    T = max(int(cm.sum(-1).max()), 1)
-    return Samples(s.prompt_ids[idx], s.prompt_mask[idx], s.completion_ids[idx, :T], cm[:, :T], s.logprobs[idx, :T],
-                   [s.texts[int(i)] for i in idx])
-
-
 def ppo_update(policy: PreTrainedModel, critic: Critic, opt: torch.optim.Optimizer, opt_v: torch.optim.Optimizer,
                batch: PPOBatch, cfg: PPOConfig, seed: int = 0) -> dict[str, float]:
     """``cfg.epochs`` passes of ``cfg.minibatches`` shuffled minibatches over ``batch``; returns mean diagnostics."""
@@ -335,7 +327,7 @@ def ppo_update(policy: PreTrainedModel, critic: Critic, opt: torch.optim.Optimiz
         perm = torch.randperm(B, generator=g)
         for idx in perm.chunk(cfg.minibatches):
             idx = idx.to(batch.old_logp.device)
-            s = _rows(batch.samples, idx)
+            s = batch.samples.select(idx)
             T, m = s.completion_ids.shape[1], s.completion_mask
             adv = batch.advantages[idx, :T]
             adv = whiten(adv, m) if cfg.whiten else adv
