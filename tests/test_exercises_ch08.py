@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-import utils.exercises.ch08  # noqa: F401  (registers chapter 08's graders)
 from utils.exercises import grade
 from utils.exercises.solutions import ch08
 

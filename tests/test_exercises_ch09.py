@@ -3,7 +3,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import utils.exercises.ch09  # noqa: F401  (registers chapter 09's graders)
 from utils.exercises import grade
 from utils.exercises.solutions import ch09
 

@@ -2,7 +2,6 @@
 import pytest
 import torch
 
-import utils.exercises.ch10  # noqa: F401  (registers chapter 10's graders)
 from utils.exercises import grade
 from utils.exercises.solutions import ch10
 

@@ -4,7 +4,6 @@ import math
 import pytest
 import torch
 
-import utils.exercises.ch11  # noqa: F401  (registers chapter 11's graders)
 from utils.exercises import grade
 from utils.exercises.solutions import ch11
 

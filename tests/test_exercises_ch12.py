@@ -3,7 +3,6 @@ import re
 
 import pytest
 
-import utils.exercises.ch12  # noqa: F401  (registers chapter 12's graders)
 from utils.exercises import grade
 from utils.exercises.solutions import ch12
 from utils.world import parse_completion, split_steps

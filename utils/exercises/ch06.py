@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 from itertools import combinations
 from typing import Any, Callable
 
@@ -97,8 +96,3 @@ EXERCISES: dict[str, tuple[str, list[Test]]] = {
     "06.2": ("the exact expected accuracy of best-of-n from a pool", [_t_bon_values, _t_bon_random, _t_bon_bad_n]),
     "06.3": ("the score-weighted majority vote", [_t_vote_values, _t_vote_edges]),
 }
-
-# Until ``utils/exercises/__init__.py`` imports this module, importing it registers its graders with ``grade``.
-_pkg = sys.modules.get(__package__ or "")
-if _pkg is not None and isinstance(getattr(_pkg, "EXERCISES", None), dict):
-    _pkg.EXERCISES.update(EXERCISES)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 from typing import Any, Callable
 
 Test = Callable[[Callable[..., Any]], None]
@@ -128,15 +127,3 @@ EXERCISES: dict[str, tuple[str, list[Test]]] = {
     "08.2": ("which stored sample best-of-N picks", [_t_weights_values, _t_weights_brute_force, _t_weights_large]),
     "08.3": ("fitting Gao et al.'s best-of-N form", [_t_fit_exact, _t_fit_least_squares]),
 }
-
-
-def _register() -> None:
-    """Add these exercises to :data:`utils.exercises.EXERCISES` when the package is already loaded without them
-    (until ``utils/exercises/__init__.py`` lists ``ch08``; afterwards this does nothing new)."""
-    pkg = sys.modules.get(__package__ or "")
-    registry = getattr(pkg, "EXERCISES", None)
-    if isinstance(registry, dict):
-        registry.update(EXERCISES)
-
-
-_register()

@@ -3,7 +3,6 @@ with a helpful message on failure (see :func:`utils.exercises.grade`)."""
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any, Callable
 
 Test = Callable[[Callable[..., Any]], None]
@@ -134,15 +133,3 @@ EXERCISES: dict[str, tuple[str, list[Test]]] = {
     "09.2": ("ORPO as Hong et al. wrote it", [_t_orpo_values, _t_orpo_stable]),
     "09.3": ("the Plackett-Luce likelihood of a ranking", [_t_pl_values, _t_pl_two_is_bt]),
 }
-
-
-def _register() -> None:
-    """Add these exercises to :data:`utils.exercises.EXERCISES` when the package is already loaded without them
-    (until ``utils/exercises/__init__.py`` lists ``ch09``; afterwards this does nothing new)."""
-    pkg = sys.modules.get(__package__ or "")
-    registry = getattr(pkg, "EXERCISES", None)
-    if isinstance(registry, dict):
-        registry.update(EXERCISES)
-
-
-_register()

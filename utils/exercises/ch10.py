@@ -2,7 +2,6 @@
 with a helpful message on failure (see :func:`utils.exercises.grade`)."""
 from __future__ import annotations
 
-import sys
 from typing import Any, Callable
 
 import torch
@@ -141,15 +140,3 @@ EXERCISES: dict[str, tuple[str, list[Test]]] = {
     "10.2": ("GSPO's sequence-level importance ratio", [_t_gspo_values, _t_gspo_on_policy]),
     "10.3": ("process-supervised GRPO advantages", [_t_process_values, _t_process_constant]),
 }
-
-
-def _register() -> None:
-    """Add these exercises to :data:`utils.exercises.EXERCISES` when the package is already loaded without them
-    (until ``utils/exercises/__init__.py`` lists ``ch10``; afterwards this does nothing new)."""
-    pkg = sys.modules.get(__package__ or "")
-    registry = getattr(pkg, "EXERCISES", None)
-    if isinstance(registry, dict):
-        registry.update(EXERCISES)
-
-
-_register()

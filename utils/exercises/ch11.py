@@ -3,7 +3,6 @@ with a helpful message on failure (see :func:`utils.exercises.grade`)."""
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any, Callable
 
 Test = Callable[[Callable[..., Any]], None]
@@ -153,15 +152,3 @@ EXERCISES: dict[str, tuple[str, list[Test]]] = {
     "11.2": ("OREO's policy loss", [_t_policy_value, _t_policy_gradient]),
     "11.3": ("the soft value of one step", [_t_soft_value, _t_soft_value_stable]),
 }
-
-
-def _register() -> None:
-    """Add these exercises to :data:`utils.exercises.EXERCISES` when the package is already loaded without them
-    (until ``utils/exercises/__init__.py`` lists ``ch11``; afterwards this does nothing new)."""
-    pkg = sys.modules.get(__package__ or "")
-    registry = getattr(pkg, "EXERCISES", None)
-    if isinstance(registry, dict):
-        registry.update(EXERCISES)
-
-
-_register()

@@ -8,7 +8,6 @@ with a helpful message on failure (see :func:`utils.exercises.grade`).
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any, Callable
 
 Test = Callable[[Callable[..., Any]], None]
@@ -113,15 +112,3 @@ EXERCISES: dict[str, tuple[str, list[Test]]] = {
     "12.2": ("a readability reward for the think block", [_t_read_values, _t_read_form_only, _t_read_garbage]),
     "12.3": ("what each stage of the pipeline added", [_t_gains_values, _t_gains_order]),
 }
-
-
-def _register() -> None:
-    """Add these exercises to :data:`utils.exercises.EXERCISES` when the package is already loaded without them
-    (until ``utils/exercises/__init__.py`` lists ``ch12``; afterwards this does nothing new)."""
-    pkg = sys.modules.get(__package__ or "")
-    registry = getattr(pkg, "EXERCISES", None)
-    if isinstance(registry, dict):
-        registry.update(EXERCISES)
-
-
-_register()
