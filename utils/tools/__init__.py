@@ -3,5 +3,8 @@
 * ``python -m utils.tools.run_course`` - run notebooks with papermill, write ``build/report.md`` (``make course``);
 * ``python -m utils.tools.nbclean`` - run a notebook in ``smoke`` and strip it for commit;
 * ``python -m utils.tools.colab`` - write the bootstrap cell into every notebook; Colab badges;
-* ``python -m utils.tools.bench`` - sampler speed, per-level baselines and memory of real architectures.
+* ``python -m utils.tools.bench`` - sampler speed, per-level baselines and memory of real architectures;
+* ``python -m utils.tools.bench_grpo`` - the course's GRPO step time against TRL's ``GRPOTrainer``;
+* ``python -m utils.tools.cell_memory`` - run a notebook cell by cell: each cell's peak memory and time;
+* ``python -m utils.tools.scale`` - the SFT, DPO and GRPO recipes under ``accelerate launch`` (several GPUs).
 """

@@ -14,7 +14,7 @@ recipe's learning rate was tuned for) and ``--grad-accum``. The script derives t
 steps on the same examples (the data are read in order, ``train_sampling_strategy="sequential"``). For GRPO the
 batch counts completions and must be a multiple of the group size.
 
-The recipes are the notebooks' (``RECIPES``): SFT on worked Countdown-3 solutions (chapter 02's cold start),
+The recipes are the notebooks' (``RECIPES``): SFT on worked Countdown-3 solutions (the cold start of 10-12),
 DPO on the world's labelled preference pairs (chapter 09, β = 0.1), GRPO with the verifier's reward and
 ``utils.rl.grpo.RECIPE``'s group size, temperature and completion budget (chapter 10). ``--metrics FILE`` makes
 the main process write what was measured: the per-step losses and gradient norms, throughput and peak memory.
@@ -33,7 +33,7 @@ import torch
 
 RECIPES: dict[str, dict[str, Any]] = {
     # lr and sizes as in the notebooks; --steps / --lr / --global-batch override them
-    "sft": dict(lr=5e-5, steps=20, global_batch=16, problems="countdown-3 worked solutions (chapter 02)"),
+    "sft": dict(lr=5e-5, steps=20, global_batch=16, problems="Countdown-3 worked solutions (the cold start of 10-12)"),
     "dpo": dict(lr=5e-5, steps=20, global_batch=8, beta=0.1, problems="labelled Countdown-3 pairs (chapter 09)"),
     "grpo": dict(lr=3e-5, steps=10, global_batch=32, problems="Countdown-3 prompts, verifier reward (chapter 10)"),
 }
