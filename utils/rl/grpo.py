@@ -46,7 +46,7 @@ from ..lm.logprobs import completion_logprobs, kl_estimate
 from ..runtime import Profile
 from ..world import Problem
 from .policy_gradient import entropy_from_logprobs
-from .ppo import RewardFn, verifier_reward
+from .ppo import RewardFn, StepHistory, verifier_reward
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "gspo", "cispo")
 SCALES = ("group", "batch", "none")
@@ -413,15 +413,11 @@ def grpo_update(policy: PreTrainedModel, opt: torch.optim.Optimizer, batch: GRPO
 
 
 @dataclass
-class GRPOResult:
+class GRPOResult(StepHistory):
     """What :func:`train_grpo` returns: the trained policy and one dict of diagnostics per step."""
 
     policy: PreTrainedModel
     history: list[dict[str, float]] = field(default_factory=list)
-
-    def curve(self, key: str) -> list[float]:
-        """The per-step values of one diagnostic (e.g. ``"reward"``, ``"frac_zero_std"``, ``"entropy"``)."""
-        return [h[key] for h in self.history]
 
 
 def train_grpo(

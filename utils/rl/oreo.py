@@ -43,7 +43,7 @@ from ..reward_models.model import implicit_reward, rm_texts
 from ..reward_models.process import prm_batch, step_boundaries
 from ..world import Problem, score
 from .policy_gradient import rollout
-from .ppo import Critic, exact_token_kl, masked_mean
+from .ppo import Critic, StepHistory, exact_token_kl, masked_mean
 
 # ----------------------------------------------------------------------------------------------
 # The soft Bellman residual and the two losses
@@ -218,15 +218,12 @@ class OREOConfig:
 
 
 @dataclass
-class OREOResult:
+class OREOResult(StepHistory):
     """The trained policy and value model, and one dict of diagnostics per step."""
 
     policy: PreTrainedModel
     critic: Critic
     history: list[dict[str, float]] = field(default_factory=list)
-
-    def curve(self, key: str) -> list[float]:
-        return [h[key] for h in self.history]
 
 
 def _order(n: int, steps: int, batch_size: int, seed: int) -> list[list[int]]:

@@ -360,17 +360,23 @@ def rollout_stats(batch: PPOBatch) -> dict[str, float]:
             "explained_var": explained_variance(batch.values, batch.returns, m)}
 
 
+class StepHistory:
+    """A trainer's result with ``history``, one dict of diagnostics per step (PPO, GRPO, OREO)."""
+
+    history: list[dict[str, float]]
+
+    def curve(self, key: str) -> list[float]:
+        """The per-step values of one diagnostic (e.g. ``"reward"``, ``"kl"``, ``"clip_frac"``)."""
+        return [h[key] for h in self.history]
+
+
 @dataclass
-class PPOResult:
+class PPOResult(StepHistory):
     """What :func:`train_ppo` returns: the trained policy and critic, and one dict of diagnostics per step."""
 
     policy: PreTrainedModel
     critic: Critic
     history: list[dict[str, float]]
-
-    def curve(self, key: str) -> list[float]:
-        """The per-step values of one diagnostic (e.g. ``"score"``, ``"kl"``, ``"clip_frac"``)."""
-        return [h[key] for h in self.history]
 
 
 def train_ppo(
@@ -439,5 +445,5 @@ def config_dict(cfg: PPOConfig) -> dict[str, object]:
 __all__ = [
     "Critic", "PPOBatch", "PPOConfig", "PPOResult", "RewardFn", "clipped_policy_loss", "clipped_value_loss", "collect",
     "config_dict", "exact_token_kl", "explained_variance", "gae", "kl_rewards", "masked_mean", "ppo_update",
-    "rollout_stats", "train_ppo", "verifier_reward", "whiten",
+    "rollout_stats", "StepHistory", "train_ppo", "verifier_reward", "whiten",
 ]
