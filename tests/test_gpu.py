@@ -75,8 +75,8 @@ def test_compiled_path_equals_plain_path_and_compiles_once(tiny_cuda, monkeypatc
         assert generation.last_decode["check_error"] <= 1e-4
         assert plain.texts == comp.texts and torch.equal(plain.completion_ids, comp.completion_ids)
         assert rel_error(comp.logprobs, plain.logprobs) <= 1e-4
-    # left to the defaults (compiled=None), once compiling is on by default on CUDA: a shape is compiled from its
-    # second use on (the policy generation.COMPILE_BY_DEFAULT_ON_CUDA switches on after this test and the bench)
+    # left to the defaults (compiled=None) with compiling switched on for CUDA: a shape is compiled from its second
+    # use on (the policy generation.COMPILE_BY_DEFAULT_ON_CUDA would apply; it stays off, see its comment)
     monkeypatch.setattr(generation, "COMPILE_BY_DEFAULT_ON_CUDA", True)
     batches = [build_prompts(tok, sample_problems("countdown", 3, 24, "test", seed=seed)) for seed in range(3)]
     kw = dict(n=4, max_new_tokens=64, temperature=1.0, batch_size=96)
