@@ -169,3 +169,23 @@ def test_first_minibatch_ratio_is_one_and_critic_shapes(random_tiny):
     assert torch.allclose(batch.kl, torch.zeros_like(batch.kl))
     s = sample(model, tok, build_prompts(tok, probs), n=2, max_new_tokens=5, seed=0)
     assert torch.allclose(s.logprobs, batch.old_logp, atol=1e-4)      # teacher forcing = the sampler's log-probs
+
+
+def test_critic_reads_hidden_states_without_computing_logits(random_tiny):
+    """The value model needs the backbone's states only: ``completion_hidden`` equals the states
+    ``completion_logprobs(return_hidden=True)`` reads, and the critic never calls the LM head (whose ``[B, T, V]``
+    output is most of a value model's memory with a real vocabulary)."""
+    from utils.lm.logprobs import completion_hidden, completion_logprobs
+
+    model, tok = random_tiny
+    probs = sample_problems("countdown", 3, 3, "train", seed=4)
+    s = sample(model, tok, build_prompts(tok, probs), n=2, max_new_tokens=12, temperature=1.0, seed=0)
+    args = (s.prompt_ids, s.prompt_mask, s.completion_ids, s.completion_mask)
+    h = completion_hidden(model, *args)
+    assert h.shape == (*s.completion_ids.shape, model.config.hidden_size)
+    assert torch.equal(h, completion_logprobs(model, *args, return_hidden=True).hidden)
+    critic = ppo.Critic(model)
+    calls = []
+    critic.lm.get_output_embeddings().register_forward_hook(lambda *a: calls.append(1))
+    v = critic(s)
+    assert v.shape == s.completion_ids.shape and not calls

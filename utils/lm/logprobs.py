@@ -112,6 +112,27 @@ class PolicyOutput:
         return (self.logprobs * completion_mask).sum(-1)
 
 
+def _joined(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
+            completion_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(ids, attention, positions)``, each ``[B, P + T]``: prompt and completion side by side, with the positions
+    the sampler used (left pads do not count)."""
+    ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    att = torch.cat([prompt_mask, completion_mask], dim=1).long()
+    return ids, att, (att.cumsum(-1) - 1).clamp(min=0)
+
+
+def completion_hidden(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+                      completion_ids: torch.Tensor, completion_mask: torch.Tensor) -> torch.Tensor:
+    """``[B, T, H]`` final hidden states at the states ``s_t`` that predict each completion token (for a value head).
+
+    Runs only the backbone (``model.base_model``): no ``[B, T, V]`` logits, which for a 49k-token vocabulary are
+    most of a value model's memory.
+    """
+    ids, att, pos = _joined(prompt_ids, prompt_mask, completion_ids, completion_mask)
+    P, T = prompt_ids.shape[1], completion_ids.shape[1]
+    return model.base_model(input_ids=ids, attention_mask=att, position_ids=pos).last_hidden_state[:, P - 1 : P - 1 + T]
+
+
 def completion_logprobs(
     model: PreTrainedModel,
     prompt_ids: torch.Tensor,
@@ -140,16 +161,13 @@ def completion_logprobs(
     """
     if temperature <= 0:
         raise ValueError("temperature must be positive for log-probabilities (greedy decoding has none)")
-    ids = torch.cat([prompt_ids, completion_ids], dim=1)
-    att = torch.cat([prompt_mask, completion_mask], dim=1).long()
-    pos = (att.cumsum(-1) - 1).clamp(min=0)  # the same positions the sampler used
-    P, T = prompt_ids.shape[1], completion_ids.shape[1]
     hidden = None
     if return_hidden:
-        out = model.base_model(input_ids=ids, attention_mask=att, position_ids=pos)
-        hidden = out.last_hidden_state[:, P - 1 : P - 1 + T]  # [B, T, H]: the state s_t that predicts y_t
+        hidden = completion_hidden(model, prompt_ids, prompt_mask, completion_ids, completion_mask)
         logits = model.get_output_embeddings()(hidden)
     else:
+        ids, att, pos = _joined(prompt_ids, prompt_mask, completion_ids, completion_mask)
+        T = completion_ids.shape[1]
         logits = model(input_ids=ids, attention_mask=att, position_ids=pos, logits_to_keep=T + 1).logits[:, :-1]
     logp_all = (logits.float() / temperature).log_softmax(-1)  # [B, T, V]
     logprobs = gather_logprobs(logp_all, completion_ids) * completion_mask

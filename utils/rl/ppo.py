@@ -37,7 +37,7 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..lm.generation import Samples, build_prompts, sample
-from ..lm.logprobs import completion_logprobs, kl_estimate
+from ..lm.logprobs import completion_hidden, completion_logprobs, kl_estimate
 from ..world import Problem, score
 from .policy_gradient import ValueHead, entropy_from_logprobs
 
@@ -257,8 +257,7 @@ class Critic(nn.Module):
 
     def forward(self, samples: Samples) -> torch.Tensor:
         """``[B, T]`` values ``V(s_t)`` of the state before each completion token (0 off-mask)."""
-        h = completion_logprobs(self.lm, samples.prompt_ids, samples.prompt_mask, samples.completion_ids,
-                                samples.completion_mask, return_hidden=True).hidden
+        h = completion_hidden(self.lm, samples.prompt_ids, samples.prompt_mask, samples.completion_ids, samples.completion_mask)
         return self.head(h) * samples.completion_mask
 
 
