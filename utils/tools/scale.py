@@ -108,7 +108,7 @@ def build_trainer(args: argparse.Namespace, processes: int, device: str) -> Any:
         system = default_system(tok)
         data = Dataset.from_dict({"prompt": [p.messages(system=system or None)[:-1] for p in problems],
                                   "problem": [problem_to_json(p) for p in problems]})
-        cfg = GRPOConfig(**{**_common(args, device, pd), "train_sampling_strategy": "random"}, shuffle_dataset=False,
+        cfg = GRPOConfig(**_common(args, device, pd), shuffle_dataset=False,   # its own sampler: in order
                          num_generations=group, max_completion_length=g["max_new_tokens"], temperature=g["temperature"],
                          beta=0.0, loss_type="grpo")
         return GRPOTrainer(model=model, reward_funcs=[trl_reward(outcome_reward)], args=cfg, train_dataset=data,
