@@ -132,3 +132,22 @@ def test_our_losses_equal_trl(name, pairs):
     out = trl_glue.kto_check(model, ref, tok, pairs) if name == "kto" else getattr(trl_glue, f"{name}_check")(model, tok, pairs)
     assert rel_error(out["theirs"], out["ours"]) < 1e-5   # the same fp32 log-probs summed in another order: ~1e-7
 
+
+
+@pytest.mark.parametrize("method", ["dpo", "listwise"])
+def test_gradient_checkpointing_trains_the_same_and_switches_back_off(tiny, pairs, method):
+    """The gpu profile's memory saver recomputes activations: the same losses and weights (float rounding aside)."""
+    ref, tok = tiny
+    data = [pdata.group_rankings([q.problem], [[(q.chosen, q.chosen_reward), (q.rejected, q.rejected_reward)]])[0] for q in pairs] \
+        if method == "listwise" else pairs
+    runs = []
+    for gc in (False, True):
+        policy = copy.deepcopy(ref)
+        h = ptrain.train_preferences(policy, ref, tok, data, ptrain.PrefConfig(method=method, steps=3, batch_size=4, lr=1e-3,
+                                                                                gradient_checkpointing=gc))
+        assert not policy.is_gradient_checkpointing and all(p.grad is None for p in policy.parameters())
+        runs.append((h["loss"], torch.cat([p.detach().flatten() for p in policy.parameters()])))
+    (l0, w0), (l1, w1) = runs
+    assert max(abs(a - b) / max(abs(a), 1e-6) for a, b in zip(l0, l1)) < 1e-4
+    assert rel_error(w1 - torch.cat([p.detach().flatten() for p in ref.parameters()]),
+                     w0 - torch.cat([p.detach().flatten() for p in ref.parameters()])) < 1e-3

@@ -46,6 +46,7 @@ class PrefConfig:
     gamma: float = 1.0
     lam: float = 0.1
     weight_decay: float = 0.0
+    gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -145,7 +146,8 @@ def train_preferences(
         _record(hist, loss, lw - rw, ll - rl, lw / nw.clamp(min=1))
         return loss
 
-    train_on_indices(policy, len(pairs), loss_of, cfg.steps, cfg.batch_size, cfg.lr, cfg.warmup, cfg.seed, cfg.weight_decay)
+    train_on_indices(policy, len(pairs), loss_of, cfg.steps, cfg.batch_size, cfg.lr, cfg.warmup, cfg.seed, cfg.weight_decay,
+                     gradient_checkpointing=cfg.gradient_checkpointing)
     return hist
 
 
@@ -183,7 +185,8 @@ def _train_listwise(policy: PreTrainedModel, ref: PreTrainedModel, tok: PreTrain
         _record(hist, loss, ratio[:, 0], ratio.gather(1, last).squeeze(1), logps[:, 0] / counts[:, 0].clamp(min=1))
         return loss
 
-    train_on_indices(policy, len(rankings), loss_of, cfg.steps, cfg.batch_size, cfg.lr, cfg.warmup, cfg.seed, cfg.weight_decay)
+    train_on_indices(policy, len(rankings), loss_of, cfg.steps, cfg.batch_size, cfg.lr, cfg.warmup, cfg.seed, cfg.weight_decay,
+                     gradient_checkpointing=cfg.gradient_checkpointing)
     return hist
 
 

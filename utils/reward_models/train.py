@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..lm.training import cosine_schedule
+from ..lm.training import checkpointed, cosine_schedule, release_grads
 from ..runtime import Profile
 from ..world import Problem, sample_problems
 from ..world.preferences import KINDS, PreferencePair, candidate, preference_pairs, true_reward
@@ -93,13 +93,14 @@ def ranking_batch(tok: PreTrainedTokenizerBase, rankings: Sequence[Ranking], max
 # ---------------------------------------------------------------------------------------------- training
 def train_on_indices(model: PreTrainedModel, n_items: int, loss_of: Callable[[list[int]], torch.Tensor], steps: int,
            batch_size: int, lr: float, warmup: int, seed: int, weight_decay: float,
-           micro_batch: int | None = None) -> list[float]:
+           micro_batch: int | None = None, gradient_checkpointing: bool = False) -> list[float]:
     """AdamW with a cosine schedule over shuffled epochs of ``n_items``; ``loss_of(indices)`` is one batch's loss.
 
     The one loop behind every reward model of the package (Bradley-Terry, Plackett-Luce, ORM, PRM).
     ``micro_batch``: items per forward/backward pass (gradient accumulation, to bound activation memory); each
     chunk's loss is weighted by its share of the batch, which gives the full batch's gradient exactly when
-    ``loss_of`` is a mean over items (Bradley-Terry, Plackett-Luce). ``None``: the whole batch in one pass."""
+    ``loss_of`` is a mean over items (Bradley-Terry, Plackett-Luce). ``None``: the whole batch in one pass.
+    ``gradient_checkpointing``: recompute layer activations in the backward pass (:func:`utils.lm.training.checkpointed`)."""
     if micro_batch is not None and micro_batch < 1:
         raise ValueError(f"micro_batch must be >= 1 or None, got {micro_batch}")
     rng = random.Random(seed)
@@ -108,24 +109,26 @@ def train_on_indices(model: PreTrainedModel, n_items: int, loss_of: Callable[[li
     order: list[int] = []
     losses = []
     model.train()
-    for _ in range(steps):
-        while len(order) < batch_size:  # a set smaller than a batch repeats within it: every step sees batch_size items
-            more = list(range(n_items))
-            rng.shuffle(more)
-            order += more
-        idx, order = order[:batch_size], order[batch_size:]
-        opt.zero_grad(set_to_none=True)
-        chunk = micro_batch or batch_size
-        total = 0.0
-        for s in range(0, batch_size, chunk):
-            part = idx[s : s + chunk]
-            loss = loss_of(part) * (len(part) / batch_size)
-            loss.backward()
-            total += loss.item()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(total)
+    with checkpointed(model, gradient_checkpointing):
+        for _ in range(steps):
+            while len(order) < batch_size:  # a set smaller than a batch repeats within it: every step sees batch_size items
+                more = list(range(n_items))
+                rng.shuffle(more)
+                order += more
+            idx, order = order[:batch_size], order[batch_size:]
+            opt.zero_grad(set_to_none=True)
+            chunk = micro_batch or batch_size
+            total = 0.0
+            for s in range(0, batch_size, chunk):
+                part = idx[s : s + chunk]
+                loss = loss_of(part) * (len(part) / batch_size)
+                loss.backward()
+                total += loss.item()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(total)
+    release_grads(model)
     model.eval()
     return losses
 

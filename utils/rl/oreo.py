@@ -38,6 +38,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..lm.generation import Samples, build_prompts, sample
 from ..lm.logprobs import completion_logprobs, token_logprobs
+from ..lm.training import checkpointed, release_grads
 from ..reward_models.losses import bradley_terry_loss
 from ..reward_models.model import implicit_reward, rm_texts
 from ..reward_models.process import prm_batch, step_boundaries
@@ -200,6 +201,8 @@ class OREOConfig:
         lr, vf_lr: AdamW learning rates of the policy and of the value model.
         batch_size: trajectories per step; steps: optimiser steps (each updates both models once).
         max_grad_norm: gradient clipping of both.
+        gradient_checkpointing: recompute both models' activations in the backward pass (the same gradients, far
+            less memory; the ``gpu`` profile's choice for a real model).
     """
 
     beta: float = 0.1
@@ -209,6 +212,7 @@ class OREOConfig:
     batch_size: int = 32
     steps: int = 100
     max_grad_norm: float = 1.0
+    gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         if self.beta <= 0 or self.alpha < 0:
@@ -247,22 +251,28 @@ def completion_logits(model: PreTrainedModel, s: Samples) -> torch.Tensor:
 
 def oreo_step(policy: PreTrainedModel, ref: PreTrainedModel, critic: Critic, opt: torch.optim.Optimizer,
               opt_v: torch.optim.Optimizer, s: Samples, rewards: torch.Tensor, cfg: OREOConfig) -> dict[str, float]:
-    """One OREO update on a minibatch: the value model on :func:`value_loss`, then the policy on :func:`policy_loss`."""
+    """One OREO update on a minibatch: the value model on :func:`value_loss`, then the policy on :func:`policy_loss`.
+
+    The value model's targets use the policy's current log-ratios without gradient, so they come from a no-grad
+    forward first: then the critic's and the policy's autograd graphs never coexist (one more policy forward, about
+    half the activation memory of building both at once)."""
     m = s.completion_mask
     rewards = rewards.to(m.device)
     with torch.no_grad():
         ref_logits = completion_logits(ref, s)
         ref_logp = token_logprobs(ref_logits, s.completion_ids) * m
-    logits = completion_logits(policy, s)
-    logp = token_logprobs(logits, s.completion_ids) * m
+        logp_now = token_logprobs(completion_logits(policy, s), s.completion_ids) * m
     # the value model first, against the policy's current (detached) log-ratios
     values = critic(s)
-    v_loss = value_loss(values, rewards, logp, ref_logp, m, cfg.beta)
+    v_loss = value_loss(values, rewards, logp_now, ref_logp, m, cfg.beta)
     opt_v.zero_grad(); v_loss.backward()
     torch.nn.utils.clip_grad_norm_(critic.parameters(), cfg.max_grad_norm)
     opt_v.step()
+    values = values.detach()  # V before its update, as the policy loss of this step uses
+    logits = completion_logits(policy, s)
+    logp = token_logprobs(logits, s.completion_ids) * m
     kl = exact_token_kl(logits, ref_logits, m) if cfg.alpha else None
-    p_loss = policy_loss(values.detach(), rewards, logp, ref_logp, m, cfg.beta, kl, cfg.alpha)
+    p_loss = policy_loss(values, rewards, logp, ref_logp, m, cfg.beta, kl, cfg.alpha)
     opt.zero_grad(); p_loss.backward()
     gn = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm))
     opt.step()
@@ -288,9 +298,11 @@ def train_oreo(policy: PreTrainedModel, ref: PreTrainedModel, data: OfflineData,
     opt_v = torch.optim.AdamW(critic.parameters(), lr=cfg.vf_lr, weight_decay=0.0)
     ref.eval(); policy.train(); critic.train()
     hist = []
-    for idx in tqdm(_order(len(data), cfg.steps, cfg.batch_size, seed), desc="OREO", disable=not progress, mininterval=2):
-        s, r = data.rows(idx)
-        hist.append(oreo_step(policy, ref, critic, opt, opt_v, s, r, cfg))
+    with checkpointed(policy, cfg.gradient_checkpointing), checkpointed(critic.lm, cfg.gradient_checkpointing):
+        for idx in tqdm(_order(len(data), cfg.steps, cfg.batch_size, seed), desc="OREO", disable=not progress, mininterval=2):
+            s, r = data.rows(idx)
+            hist.append(oreo_step(policy, ref, critic, opt, opt_v, s, r, cfg))
+    release_grads(policy, critic)
     policy.eval(); critic.eval()
     return OREOResult(policy, critic, hist)
 
@@ -326,10 +338,10 @@ def sequence_logps(model: PreTrainedModel, s: Samples) -> torch.Tensor:
 
 def train_dpo(policy: PreTrainedModel, ref: PreTrainedModel, data: OfflineData, pairs: Sequence[tuple[int, int]],
               steps: int, batch_size: int = 16, beta: float = 0.1, lr: float = 5e-5, seed: int = 0,
-              max_grad_norm: float = 1.0, progress: bool = True) -> list[float]:
+              max_grad_norm: float = 1.0, progress: bool = True, gradient_checkpointing: bool = False) -> list[float]:
     """DPO on ``pairs`` of rows of ``data`` — the Bradley-Terry loss of the implicit rewards ``β log π/π_ref``, i.e.
     :func:`utils.prefs.losses.dpo_loss` (chapter 09; this layer cannot import it); trains ``policy`` in place and
-    returns the per-step losses."""
+    returns the per-step losses. ``gradient_checkpointing``: as in :class:`OREOConfig`."""
     from tqdm.auto import tqdm
 
     if not pairs:
@@ -337,17 +349,19 @@ def train_dpo(policy: PreTrainedModel, ref: PreTrainedModel, data: OfflineData, 
     opt = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
     ref.eval(); policy.train()
     losses = []
-    for idx in tqdm(_order(len(pairs), steps, batch_size, seed), desc="DPO", disable=not progress, mininterval=2):
-        ch, rj = [pairs[i][0] for i in idx], [pairs[i][1] for i in idx]
-        sc, _ = data.rows(ch)
-        sr, _ = data.rows(rj)
-        with torch.no_grad():
-            ref_c, ref_r = sequence_logps(ref, sc), sequence_logps(ref, sr)
-        loss = bradley_terry_loss(implicit_reward(sequence_logps(policy, sc), ref_c, beta), implicit_reward(sequence_logps(policy, sr), ref_r, beta))
-        opt.zero_grad(); loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
-        opt.step()
-        losses.append(float(loss.detach()))
+    with checkpointed(policy, gradient_checkpointing):
+        for idx in tqdm(_order(len(pairs), steps, batch_size, seed), desc="DPO", disable=not progress, mininterval=2):
+            ch, rj = [pairs[i][0] for i in idx], [pairs[i][1] for i in idx]
+            sc, _ = data.rows(ch)
+            sr, _ = data.rows(rj)
+            with torch.no_grad():
+                ref_c, ref_r = sequence_logps(ref, sc), sequence_logps(ref, sr)
+            loss = bradley_terry_loss(implicit_reward(sequence_logps(policy, sc), ref_c, beta), implicit_reward(sequence_logps(policy, sr), ref_r, beta))
+            opt.zero_grad(); loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
+            opt.step()
+            losses.append(float(loss.detach()))
+    release_grads(policy)
     policy.eval()
     return losses
 
