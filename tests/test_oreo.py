@@ -127,7 +127,7 @@ def test_gradient_checkpointing_changes_no_update(tiny):
         pol = copy.deepcopy(model)
         res = oreo.train_oreo(pol, model, data, oreo.OREOConfig(steps=2, batch_size=8, lr=1e-3, gradient_checkpointing=gc),
                               progress=False)
-        assert not pol.is_gradient_checkpointing and not res.critic.lm.is_gradient_checkpointing
+        assert not pol.is_activation_checkpointing and not res.critic.lm.is_activation_checkpointing
         assert all(p.grad is None for p in [*pol.parameters(), *res.critic.parameters()])
         out.append((res.curve("value_loss") + res.curve("policy_loss"), torch.cat([p.detach().flatten() for p in pol.parameters()])))
     (c0, w0), (c1, w1) = out

@@ -30,13 +30,18 @@ def checkpointed(model: PreTrainedModel, on: bool = True) -> Iterator[PreTrained
     if not on:
         yield model
         return
-    was = bool(getattr(model, "is_gradient_checkpointing", False))
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    # transformers 5.x names it "activation checkpointing" (the gradient_* names are deprecated aliases)
+    new_api = hasattr(model, "activation_checkpointing_enable")
+    was = bool(getattr(model, "is_activation_checkpointing" if new_api else "is_gradient_checkpointing", False))
+    if new_api:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     try:
         yield model
     finally:
         if not was:
-            model.gradient_checkpointing_disable()
+            model.activation_checkpointing_disable() if new_api else model.gradient_checkpointing_disable()
 
 
 def release_grads(*models: torch.nn.Module) -> None:
