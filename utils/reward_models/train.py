@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..lm.training import checkpointed, cosine_schedule, release_grads
+from ..lm.training import checkpointed, cosine_schedule
 from ..runtime import Profile
 from ..world import Problem, sample_problems
 from ..world.preferences import KINDS, PreferencePair, candidate, preference_pairs, true_reward
@@ -128,8 +128,7 @@ def train_on_indices(model: PreTrainedModel, n_items: int, loss_of: Callable[[li
             opt.step()
             sched.step()
             losses.append(total)
-    release_grads(model)
-    model.eval()
+    model.eval()   # .grad is kept: the micro-batch test reads the last step's gradient
     return losses
 
 
