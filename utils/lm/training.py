@@ -30,25 +30,13 @@ def checkpointed(model: PreTrainedModel, on: bool = True) -> Iterator[PreTrained
     if not on:
         yield model
         return
-    # transformers 5.x names it "activation checkpointing" (the gradient_* names are deprecated aliases)
-    new_api = hasattr(model, "activation_checkpointing_enable")
-    was = bool(getattr(model, "is_activation_checkpointing" if new_api else "is_gradient_checkpointing", False))
-    if new_api:
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    was = model.is_activation_checkpointing   # transformers 5 (pinned); the gradient_* names are deprecated aliases
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     try:
         yield model
     finally:
         if not was:
-            model.activation_checkpointing_disable() if new_api else model.gradient_checkpointing_disable()
-
-
-def release_grads(*models: torch.nn.Module) -> None:
-    """Drop the ``.grad`` tensors a finished training loop leaves behind (one more copy of the weights per model)."""
-    for m in models:
-        for p in m.parameters():
-            p.grad = None
+            model.activation_checkpointing_disable()
 
 
 def cosine_schedule(step: int, total: int, warmup: int, floor: float = 0.1) -> float:
@@ -104,7 +92,7 @@ def train_lm(
             ckpt.save_if_due(step + 1, steps, model, opt, sched, losses)
         if step % log_every == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{sum(losses[-log_every:]) / len(losses[-log_every:]):.3f}")
-    release_grads(model)
+    model.zero_grad(set_to_none=True)   # the last step's .grad: one more copy of the weights, unused
     model.eval()
     return losses
 

@@ -38,7 +38,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..lm.generation import Samples, build_prompts, sample
 from ..lm.logprobs import completion_logprobs, token_logprobs
-from ..lm.training import checkpointed, release_grads
+from ..lm.training import checkpointed
 from ..reward_models.losses import bradley_terry_loss
 from ..reward_models.model import implicit_reward, rm_texts
 from ..reward_models.process import prm_batch, step_boundaries
@@ -302,7 +302,7 @@ def train_oreo(policy: PreTrainedModel, ref: PreTrainedModel, data: OfflineData,
         for idx in tqdm(_order(len(data), cfg.steps, cfg.batch_size, seed), desc="OREO", disable=not progress, mininterval=2):
             s, r = data.rows(idx)
             hist.append(oreo_step(policy, ref, critic, opt, opt_v, s, r, cfg))
-    release_grads(policy, critic)
+    policy.zero_grad(set_to_none=True); critic.zero_grad(set_to_none=True)   # the last step's .grad, unused
     policy.eval(); critic.eval()
     return OREOResult(policy, critic, hist)
 
@@ -361,7 +361,7 @@ def train_dpo(policy: PreTrainedModel, ref: PreTrainedModel, data: OfflineData, 
             torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
             opt.step()
             losses.append(float(loss.detach()))
-    release_grads(policy)
+    policy.zero_grad(set_to_none=True)
     policy.eval()
     return losses
 
