@@ -189,3 +189,19 @@ def test_critic_reads_hidden_states_without_computing_logits(random_tiny):
     critic.lm.get_output_embeddings().register_forward_hook(lambda *a: calls.append(1))
     v = critic(s)
     assert v.shape == s.completion_ids.shape and not calls
+
+
+def test_completion_logits_are_the_distributions_completion_logprobs_reads(random_tiny):
+    """``completion_logits`` (TRPO's exact KL, OREO's soft values) gives ``[B, T, V]`` fp32 logits whose log-softmax,
+    gathered at the completion tokens, is ``completion_logprobs`` on the unpadded tokens (both routes in fp32)."""
+    from utils.lm.logprobs import completion_logits, completion_logprobs, token_logprobs
+
+    model, tok = random_tiny
+    probs = sample_problems("countdown", 3, 3, "train", seed=5)
+    s = sample(model, tok, build_prompts(tok, probs), n=2, max_new_tokens=12, temperature=1.0, seed=1)
+    logits = completion_logits(model, s)
+    assert logits.shape == (*s.completion_ids.shape, model.config.vocab_size) and logits.dtype == torch.float32
+    m = s.completion_mask.bool()
+    ours = token_logprobs(logits, s.completion_ids)[m]
+    ref = completion_logprobs(model, s.prompt_ids, s.prompt_mask, s.completion_ids, s.completion_mask).logprobs[m]
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)   # two fp32 routes to the same numbers

@@ -10,6 +10,8 @@ log-probabilities ``log pi(y_t | s_t)``. They are computed here, in fp32, by :fu
   is *not*; :func:`loss_sum_and_count` - the pieces for gradient accumulation;
 * :func:`completion_logprobs` - teacher-forced log-probs (and entropies, hidden states) of sampled
   completions given their prompts, the quantity every policy-gradient loss differentiates;
+  :func:`completion_logits` - the whole next-token distributions there, for losses that need them (TRPO's exact
+  KL, OREO's soft values);
 * :func:`kl_estimate` - the k1/k2/k3 per-token estimators of ``KL(pi || pi_ref)`` (PPO's penalty, GRPO's term).
 
 Shapes: ``B`` batch, ``L`` sequence length, ``V`` vocabulary, ``P`` prompt length (left-padded), ``T``
@@ -131,6 +133,15 @@ def completion_hidden(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_m
     ids, att, pos = _joined(prompt_ids, prompt_mask, completion_ids, completion_mask)
     P, T = prompt_ids.shape[1], completion_ids.shape[1]
     return model.base_model(input_ids=ids, attention_mask=att, position_ids=pos).last_hidden_state[:, P - 1 : P - 1 + T]
+
+
+def completion_logits(model: PreTrainedModel, samples: "Samples") -> torch.Tensor:
+    """``[B, T, V]`` next-token logits (fp32) at the states ``s_t`` that predict each completion token of ``samples``
+    (the positions :func:`completion_logprobs` reads), for losses that need the whole distribution.
+
+    The LM head runs on those ``T`` states only (:func:`completion_hidden`), not on the prompt's."""
+    h = completion_hidden(model, samples.prompt_ids, samples.prompt_mask, samples.completion_ids, samples.completion_mask)
+    return model.get_output_embeddings()(h).float()
 
 
 def completion_logprobs(

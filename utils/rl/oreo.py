@@ -37,7 +37,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..lm.generation import Samples, build_prompts, sample
-from ..lm.logprobs import completion_logprobs, token_logprobs
+from ..lm.logprobs import completion_logits, completion_logprobs, token_logprobs
 from ..lm.training import checkpointed
 from ..reward_models.losses import bradley_terry_loss
 from ..reward_models.model import implicit_reward, rm_texts
@@ -237,16 +237,6 @@ def _order(n: int, steps: int, batch_size: int, seed: int) -> list[list[int]]:
     while len(flat) < steps * batch_size:
         flat += torch.randperm(n, generator=g).tolist()
     return [flat[s * batch_size:(s + 1) * batch_size] for s in range(steps)]
-
-
-def completion_logits(model: PreTrainedModel, s: Samples) -> torch.Tensor:
-    """``[B, T, V]`` next-token logits (fp32) at the states ``s_t`` before each completion token of ``s`` (the
-    positions :func:`utils.lm.logprobs.completion_logprobs` reads), for losses that need the whole distribution."""
-    att = torch.cat([s.prompt_mask, s.completion_mask], 1).long()
-    out = model(input_ids=torch.cat([s.prompt_ids, s.completion_ids], 1), attention_mask=att,
-                position_ids=(att.cumsum(-1) - 1).clamp(min=0))
-    P, T = s.prompt_ids.shape[1], s.completion_ids.shape[1]
-    return out.logits[:, P - 1:P - 1 + T].float()
 
 
 def oreo_step(policy: PreTrainedModel, ref: PreTrainedModel, critic: Critic, opt: torch.optim.Optimizer,

@@ -24,14 +24,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import PreTrainedModel
 
 from ..lm.generation import Samples
-from ..lm.logprobs import completion_hidden, gather_logprobs
+from ..lm.logprobs import completion_logits, gather_logprobs
 from .policy_gradient import flat_grad
-
-
-def completion_logits(model: PreTrainedModel, samples: Samples) -> torch.Tensor:
-    """``[B, T, V]`` full next-token logits (fp32) at the states that predict each completion token."""
-    h = completion_hidden(model, samples.prompt_ids, samples.prompt_mask, samples.completion_ids, samples.completion_mask)
-    return model.get_output_embeddings()(h).float()
 
 
 def surrogate_and_kl(model: PreTrainedModel, samples: Samples, old_logits: torch.Tensor, advantages: torch.Tensor
