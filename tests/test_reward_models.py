@@ -223,15 +223,24 @@ def test_every_recipe_fits_the_world(profile):
 
 def test_micro_batches_give_the_full_batch_gradient():
     """Gradient accumulation over micro-batches of pairs = one pass over the batch (Bradley-Terry is a mean over pairs)."""
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
     from utils.reward_models.train import train_reward_model
 
     pairs = preference_pairs(sample_problems("countdown", 3, 6, split="train"), 1)
     grads, losses = [], []
-    for micro in (None, 2, 4):  # 4 does not divide 6: the last chunk is smaller and weighted by its share
-        model, tok = load_reward_model("tiny-sft", seed=0)
-        # lr = 0: AdamW leaves the weights as they are, and .grad keeps the (clipped) gradient of the one step
-        losses.append(train_reward_model(model, tok, pairs, steps=1, batch_size=6, lr=0.0, warmup=1, micro_batch=micro)[0])
-        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+
+    def read_grad(opt, args, kwargs):   # the (clipped) gradient the optimiser steps with; the loop frees .grad after
+        grads.append(torch.cat([p.grad.flatten() for g in opt.param_groups for p in g["params"] if p.grad is not None]))
+
+    hook = register_optimizer_step_pre_hook(read_grad)
+    try:
+        for micro in (None, 2, 4):  # 4 does not divide 6: the last chunk is smaller and weighted by its share
+            model, tok = load_reward_model("tiny-sft", seed=0)
+            losses.append(train_reward_model(model, tok, pairs, steps=1, batch_size=6, lr=0.0, warmup=1, micro_batch=micro)[0])
+    finally:
+        hook.remove()
+    assert len(grads) == 3 and all(p.grad is None for p in model.parameters())
     for g, loss in zip(grads[1:], losses[1:]):
         # a sum of 2-3 fp32 partial gradients instead of one: rounding differences of ~1e-7 relative, bound 1e-5
         assert rel_error(g, grads[0]) < 1e-5 and math.isclose(loss, losses[0], rel_tol=1e-5)

@@ -128,7 +128,8 @@ def train_on_indices(model: PreTrainedModel, n_items: int, loss_of: Callable[[li
             opt.step()
             sched.step()
             losses.append(total)
-    model.eval()   # .grad is kept: the micro-batch test reads the last step's gradient
+    model.zero_grad(set_to_none=True)   # the last step's .grad, unused (as in train_lm)
+    model.eval()
     return losses
 
 
