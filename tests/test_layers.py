@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 UTILS = ROOT / "utils"
-BASE = {"runtime", "checkpoint", "plotting", "report", "numerics"}
+BASE = {"runtime", "checkpoint", "plotting", "report", "numerics", "stats"}
 RANK = {"world": 0, "base": 1, "lm": 2, "sft": 3, "reward_models": 4, "rl": 5, "prefs": 5, "search": 6,
         "exercises": 7, "tools": 8}
 

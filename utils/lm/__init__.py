@@ -3,6 +3,7 @@
 * :mod:`.tokenizer` - the tiny model's character tokenizer and chat template.
 * :mod:`.models` - :func:`load_model` (tiny-base, tiny-sft, SmolLM2 offline, Hub ids online),
   :func:`random_model`, :func:`count_parameters`.
+* :mod:`.samples` - :class:`Samples`, the rollout type (tokens, masks, log-probs, texts).
 * :mod:`.generation` - :func:`sample` (tokens *and* log-probs; a CUDA-graph fast path), :func:`build_prompts`.
 * :mod:`.logprobs` - the one ``log p(token)`` gather and the losses built on it, :func:`completion_logprobs`.
 * :mod:`.batches` - :func:`sft_batch` (the one SFT batch builder, loss on every assistant turn), packing.
@@ -14,8 +15,9 @@ Imports only :mod:`utils.world` and the top-level helpers (runtime, checkpoint).
 """
 from .batches import sft_batch
 from .evaluation import EvalResult, evaluate, format_table, pass_at_k
-from .generation import Samples, build_prompts, generate_texts, sample
+from .generation import build_prompts, generate_texts, sample
 from .logprobs import IGNORE, completion_logprobs, mle_loss, samples_logprobs, token_logprobs
+from .samples import Samples
 from .models import count_parameters, load_model, random_model
 from .training import train_lm
 

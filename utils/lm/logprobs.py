@@ -20,14 +20,12 @@ completion length (right-padded), ``H`` hidden size. Labels use ``-100`` (:data:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
-if TYPE_CHECKING:
-    from .generation import Samples
+from .samples import Samples
 
 IGNORE = -100
 
@@ -135,7 +133,7 @@ def completion_hidden(model: PreTrainedModel, prompt_ids: torch.Tensor, prompt_m
     return model.base_model(input_ids=ids, attention_mask=att, position_ids=pos).last_hidden_state[:, P - 1 : P - 1 + T]
 
 
-def completion_logits(model: PreTrainedModel, samples: "Samples") -> torch.Tensor:
+def completion_logits(model: PreTrainedModel, samples: Samples) -> torch.Tensor:
     """``[B, T, V]`` next-token logits (fp32) at the states ``s_t`` that predict each completion token of ``samples``
     (the positions :func:`completion_logprobs` reads), for losses that need the whole distribution.
 
@@ -186,8 +184,8 @@ def completion_logprobs(
     return PolicyOutput(logprobs, entropy, hidden)
 
 
-def samples_logprobs(model: PreTrainedModel, samples: "Samples", **kwargs: object) -> PolicyOutput:
-    """:func:`completion_logprobs` for a :class:`utils.lm.generation.Samples` (same keyword arguments)."""
+def samples_logprobs(model: PreTrainedModel, samples: Samples, **kwargs: object) -> PolicyOutput:
+    """:func:`completion_logprobs` for a :class:`utils.lm.samples.Samples` (same keyword arguments)."""
     return completion_logprobs(model, samples.prompt_ids, samples.prompt_mask, samples.completion_ids,
                                samples.completion_mask, **kwargs)  # type: ignore[arg-type]
 

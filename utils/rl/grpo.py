@@ -41,7 +41,8 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..lm.generation import Samples, build_prompts, sample
+from ..lm.samples import Samples
+from ..lm.generation import build_prompts, sample
 from ..lm.logprobs import completion_logprobs, kl_estimate
 from ..runtime import Profile
 from ..world import Problem

@@ -36,7 +36,8 @@ from typing import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..lm.generation import Samples, build_prompts, sample
+from ..lm.samples import Samples
+from ..lm.generation import build_prompts, sample
 from ..lm.logprobs import completion_logits, completion_logprobs, token_logprobs
 from ..lm.training import checkpointed
 from ..reward_models.losses import bradley_terry_loss

@@ -38,7 +38,8 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..lm.generation import Samples, build_prompts, sample
+from ..lm.samples import Samples
+from ..lm.generation import build_prompts, sample
 from ..lm.logprobs import completion_logprobs
 from ..world import Problem, score
 
@@ -223,7 +224,7 @@ def reinforce_backward(
     ``None`` = one pass. Call ``optimizer.zero_grad()`` before; returns the loss value.
 
     Args:
-        samples: ``B`` sampled completions (:class:`utils.lm.generation.Samples`).
+        samples: ``B`` sampled completions (:class:`utils.lm.samples.Samples`).
         advantages: ``[B]`` or ``[B, T]``, as for :func:`reinforce_loss`.
     """
     B = samples.completion_ids.shape[0]
@@ -449,7 +450,7 @@ class Rollout:
 
     Attributes:
         problems: the ``M`` problems.
-        samples: ``B = M * G`` sampled completions (prompt-major), see :class:`utils.lm.generation.Samples`.
+        samples: ``B = M * G`` sampled completions (prompt-major), see :class:`utils.lm.samples.Samples`.
         rewards: ``[B]`` rewards (``utils.world.score``).
         group_size: ``G``.
     """

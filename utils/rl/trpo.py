@@ -23,7 +23,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import PreTrainedModel
 
-from ..lm.generation import Samples
+from ..lm.samples import Samples
 from ..lm.logprobs import completion_logits, gather_logprobs
 from .policy_gradient import flat_grad
 
