@@ -17,8 +17,8 @@ from .batches import sft_batch
 from .evaluation import EvalResult, evaluate, format_table, pass_at_k
 from .generation import build_prompts, generate_texts, sample
 from .logprobs import IGNORE, completion_logprobs, mle_loss, samples_logprobs, token_logprobs
-from .samples import Samples
 from .models import count_parameters, load_model, random_model
+from .samples import Samples
 from .training import train_lm
 
 __all__ = [

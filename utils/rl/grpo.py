@@ -41,9 +41,9 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..lm.samples import Samples
 from ..lm.generation import build_prompts, sample
 from ..lm.logprobs import completion_logprobs, kl_estimate
+from ..lm.samples import Samples
 from ..runtime import Profile
 from ..world import Problem
 from .policy_gradient import entropy_from_logprobs

@@ -36,9 +36,9 @@ from typing import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..lm.samples import Samples
 from ..lm.generation import build_prompts, sample
 from ..lm.logprobs import completion_logits, completion_logprobs, token_logprobs
+from ..lm.samples import Samples
 from ..lm.training import checkpointed
 from ..reward_models.losses import bradley_terry_loss
 from ..reward_models.model import implicit_reward, rm_texts

@@ -38,9 +38,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..lm.samples import Samples
 from ..lm.generation import build_prompts, sample
 from ..lm.logprobs import completion_logprobs
+from ..lm.samples import Samples
 from ..world import Problem, score
 
 ADVANTAGE_METHODS = ("none", "batch_mean", "group_mean", "leave_one_out", "scst", "grpo")

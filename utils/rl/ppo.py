@@ -36,9 +36,9 @@ import torch
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..lm.samples import Samples
 from ..lm.generation import build_prompts, sample
 from ..lm.logprobs import completion_hidden, completion_logprobs, kl_estimate
+from ..lm.samples import Samples
 from ..world import Problem, score
 from .policy_gradient import ValueHead, entropy_from_logprobs
 

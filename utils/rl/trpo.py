@@ -23,8 +23,8 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import PreTrainedModel
 
-from ..lm.samples import Samples
 from ..lm.logprobs import completion_logits, gather_logprobs
+from ..lm.samples import Samples
 from .policy_gradient import flat_grad
 
 
