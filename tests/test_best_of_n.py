@@ -1,10 +1,15 @@
-"""Best-of-N from one sampling pass: reranking, majority vote, the oracle bound, bootstrap intervals."""
+"""Best-of-N from one sampling pass: reranking, majority vote, the oracle bound, the table of curves; the
+best-of-N KL and the exact best-of-N curve over all subsets of a pool."""
+import math
+from itertools import combinations
 from math import comb
 
 import numpy as np
 import pytest
+import torch
 
-from utils.search import bootstrap_ci, curve_table, majority_curve, oracle_curve, rerank_curve
+from utils.search import best_of_n as bon
+from utils.search import curve_table, majority_curve, oracle_curve, rerank_curve
 
 
 def _exact_best_of_n(scores, correct, n):
@@ -54,12 +59,69 @@ def test_oracle_and_majority():
         majority_curve(answers[:2], correct, [1])
 
 
-def test_bootstrap_ci():
+def test_curve_table_rows_carry_their_bootstrap_interval():
     x = np.r_[np.ones(50), np.zeros(50)]
-    m, lo, hi = bootstrap_ci(x, n_boot=2000)
-    assert m == 0.5 and lo < 0.5 < hi and 0.05 < hi - lo < 0.3      # ~ +-1.96 * 0.05
-    assert bootstrap_ci(np.ones(10))[1:] == (1.0, 1.0)
-    with pytest.raises(ValueError):
-        bootstrap_ci(np.array([]))
     rows = curve_table({"a": {1: x, 2: x}}, n_boot=100)
     assert [r["N"] for r in rows] == [1, 2] and rows[0]["method"] == "a"
+    assert rows[0]["acc"] == 0.5 and rows[0]["low"] < 0.5 < rows[0]["high"]
+
+
+def test_bon_kl_values_and_errors():
+    assert bon.bon_kl(1) == 0.0
+    assert bon.bon_kl(4) == pytest.approx(math.log(4) - 0.75)
+    assert bon.bon_kl([1, 2]) == pytest.approx([0.0, math.log(2) - 0.5])
+    with pytest.raises(ValueError, match="N >= 1"):
+        bon.bon_kl(0)
+
+
+def test_bon_kl_matches_the_exact_kl_of_a_fine_discrete_policy():
+    K = 20000
+    ref = torch.full((K,), 1.0 / K, dtype=torch.float64)
+    F = ref.cumsum(0)
+    for N in [2, 8, 32]:
+        best = F**N - torch.cat([F.new_zeros(1), F[:-1]]) ** N     # the law of the best of N draws
+        exact = float((best * (best / ref).log()).sum())
+        # discreteness lowers the KL by O(N / K) relative; 1% leaves a wide margin at K = 20000
+        assert exact <= bon.bon_kl(N) and abs(exact - bon.bon_kl(N)) < 0.01 * bon.bon_kl(N)
+
+
+@pytest.mark.parametrize("n,N", [(5, 1), (6, 3), (7, 7), (200, 64)])
+def test_best_of_n_weights_count_subsets(n, N):
+    w = bon.best_of_n_weights(n, N)
+    assert w.shape == (n,) and torch.isfinite(w).all()
+    assert float(w.sum()) == pytest.approx(1.0)
+    want = torch.tensor([math.comb(i, N - 1) / math.comb(n, N) for i in range(n)], dtype=torch.float64)
+    assert torch.allclose(w, want, atol=1e-9)
+    with pytest.raises(ValueError):
+        bon.best_of_n_weights(3, 4)
+
+
+def test_best_of_n_curve_equals_enumeration_over_subsets():
+    g = torch.Generator().manual_seed(1)
+    proxy, gold = torch.randn(2, 6, generator=g), torch.randn(2, 6, generator=g)
+    out = bon.best_of_n_curve(proxy, gold, [1, 2, 4, 6], per_prompt=True)
+    for k, N in enumerate([1, 2, 4, 6]):
+        per_prompt = []
+        for m in range(2):
+            vals = [float(gold[m, max(s, key=lambda j: float(proxy[m, j]))]) for s in combinations(range(6), N)]
+            per_prompt.append(np.mean(vals))
+        assert float(out["gold_pp"][:, k].sum()) == pytest.approx(sum(per_prompt))
+        assert float(out["gold"][k]) == pytest.approx(np.mean(per_prompt))
+    assert float(out["gold"][0]) == pytest.approx(float(gold.mean()))    # N = 1 is the reference's mean
+    assert float(out["proxy"][-1]) == pytest.approx(float(proxy.max(1).values.mean()))   # N = n: the top sample
+    assert out["kl"].tolist() == pytest.approx(bon.bon_kl([1, 2, 4, 6]))
+
+
+def test_best_of_n_curve_shape_errors():
+    with pytest.raises(ValueError, match=r"\[M, n\]"):
+        bon.best_of_n_curve(torch.zeros(3, 4), torch.zeros(3, 5), [1])
+    with pytest.raises(ValueError):
+        bon.best_of_n_curve(torch.zeros(3, 4), torch.zeros(3, 4), [5])
+
+
+def test_a_perfect_proxy_never_hurts_and_an_anti_proxy_always_does():
+    g = torch.Generator().manual_seed(2)
+    gold = torch.randn(16, 32, generator=g)
+    up = bon.best_of_n_curve(gold, gold, [1, 2, 4, 8, 16, 32])["gold"]
+    down = bon.best_of_n_curve(-gold, gold, [1, 2, 4, 8, 16, 32])["gold"]
+    assert (up.diff() > 0).all() and (down.diff() < 0).all()

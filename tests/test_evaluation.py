@@ -1,10 +1,12 @@
-"""pass@k against brute force, maj@k, and the evaluation table."""
+"""pass@k against brute force, maj@k, the evaluation table, and the order-averaged evaluator on the tiny model."""
 import itertools
 
 import numpy as np
 import pytest
 
-from utils.lm.evaluation import EvalResult, maj_at_k, majority_correct, pass_at_k
+from utils import world
+from utils.lm.evaluation import EvalResult, compare, evaluate, evaluate_skills, maj_at_k, majority_correct, pass_at_k
+from utils.lm.generation import generate_texts
 from utils.world import format_completion, sample_problems
 
 
@@ -50,3 +52,94 @@ def test_table_rows():
     assert row["pass@1"] == pytest.approx(0.125) and row["pass@4"] == pytest.approx(0.5)
     assert row["maj@4"] == 0.0  # the wrong answer "x" wins every vote 3:1
     assert row["step_valid"] == pytest.approx(0.5)
+
+
+# ----------------------------------------------------------------------------------------------
+# The evaluator on the tiny model: orders, skills, decode=, compare
+# ----------------------------------------------------------------------------------------------
+
+MAXTOK = 40
+
+
+def _cd3(n: int = 6) -> list[world.Problem]:
+    probs = sample_problems("countdown", 3, 60, split="test", seed=5)
+    return [p for p in probs if len(set(p.meta["numbers"])) == 3][:n]
+
+
+@pytest.fixture(scope="module")
+def cd3_eval(tiny_sft):
+    model, tok = tiny_sft
+    probs = _cd3()
+    return probs, evaluate(model, tok, probs, n_samples=2, max_new_tokens=MAXTOK, ks=(1, 2), progress=False, orders=3)
+
+
+def test_one_ordering_is_the_plain_greedy_accuracy(tiny_sft):
+    model, tok = tiny_sft
+    probs = _cd3()
+    res = evaluate(model, tok, probs, max_new_tokens=MAXTOK, progress=False)
+    texts = [t[0] for t in generate_texts(model, tok, probs, 1, 0.0, MAXTOK)]
+    assert res.greedy_texts == texts
+    assert res.greedy.tolist() == [world.score(p, t) for p, t in zip(probs, texts)]
+    assert res.greedy_orders.shape == (len(probs), 1) and res.accuracy == float(np.mean(res.greedy))
+
+
+def test_orders_average_the_per_ordering_accuracies(tiny_sft, cd3_eval):
+    model, tok = tiny_sft
+    probs, res = cd3_eval
+    assert res.greedy_orders.shape == (len(probs), 3) and res.sample_orders.shape == (len(probs), 3, 2)
+    assert all(len(qs) == 3 and qs[0] == p for qs, p in zip(res.orderings, probs))
+    # each ordering on its own, one call per ordering: the same verdicts, and their mean is the [P] accuracy
+    one_by_one = [evaluate(model, tok, [qs[o] for qs in res.orderings], max_new_tokens=MAXTOK, progress=False).greedy
+                  for o in range(3)]
+    assert np.array_equal(np.stack(one_by_one, 1), res.greedy_orders)
+    assert np.allclose(res.greedy, np.mean(one_by_one, 0))
+    assert np.allclose(res.greedy * 3, np.round(res.greedy * 3))  # multiples of 1/k
+    assert res.greedy_order_texts[0][0] == res.greedy_texts[0] and len(res.sample_order_texts[0]) == 3
+    assert np.allclose(res.samples, res.sample_orders.mean(1)) and res.sampled is not None
+    assert len(res.sampled.texts) == len(probs) * 3 * 2
+    assert res.pass_at(1) == pytest.approx(float(res.samples.mean()))
+    (row,) = res.table()
+    assert row["greedy"] == pytest.approx(float(res.greedy.mean())) and {"pass@2", "maj@2", "format"} <= set(row)
+
+
+def test_families_without_an_order_get_one_ordering(tiny_sft):
+    model, tok = tiny_sft
+    probs = sample_problems("addition", 2, 2, "test") + _cd3(2)
+    res = evaluate(model, tok, probs, max_new_tokens=MAXTOK, progress=False, orders=6)
+    assert res.n_orders.tolist() == [1, 1, 6, 6]
+    assert np.isnan(res.greedy_orders[:2, 1:]).all() and not np.isnan(res.greedy).any()
+
+
+def test_evaluate_skills_and_decode_hook(tiny_sft):
+    model, tok = tiny_sft
+    a2, a3 = sample_problems("addition", 2, 4, "test"), sample_problems("addition", 3, 3, "test")
+    skills = evaluate_skills(model, tok, {"a2": a2, "a3": a3}, max_new_tokens=48, progress=False)
+    whole = evaluate(model, tok, a2 + a3, max_new_tokens=48, progress=False)
+    assert list(skills) == ["a2", "a3"] and skills["a3"].problems == a3
+    assert skills["a2"].greedy.tolist() + skills["a3"].greedy.tolist() == whole.greedy.tolist()
+    assert skills["a2"].accuracy == float(whole.greedy[:4].mean())
+    sampled = evaluate_skills(model, tok, {"a2": a2}, n_samples=3, greedy=False, max_new_tokens=48, progress=False)["a2"]
+    assert sampled.accuracy == pytest.approx(float(sampled.samples.mean())) and sampled.samples.shape == (4, 3)
+    calls = []
+
+    def decode(problems, max_new_tokens, batch_size):  # a stand-in decoder: always the reference answer
+        calls.append((len(problems), max_new_tokens))
+        return [p.completion() for p in problems]
+
+    res = evaluate(model, tok, a2, max_new_tokens=48, progress=False, decode=decode)
+    assert calls == [(4, 48)] and res.accuracy == 1.0
+    with pytest.raises(ValueError):
+        evaluate(model, tok, a2, n_samples=2, decode=decode, progress=False)
+
+
+def test_compare_is_paired_and_checks_the_problems(cd3_eval):
+    probs, res = cd3_eval
+    assert tuple(compare(res, res)) == (0.0, 0.0, 0.0)
+    assert tuple(compare(res, res, "pass@1")) == (0.0, 0.0, 0.0)
+    perfect = EvalResult(probs, np.ones(len(probs)), [p.completion() for p in probs], np.zeros((len(probs), 0)), [])
+    d = compare(perfect, res)
+    assert d.mean == pytest.approx(1 - float(res.greedy.mean())) and d.lo <= d.mean <= d.hi
+    with pytest.raises(ValueError):
+        compare(res, res.select(range(1, len(probs))))
+    with pytest.raises(ValueError):
+        compare(perfect, perfect, "pass@1")  # no samples drawn

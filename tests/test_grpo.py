@@ -7,7 +7,7 @@ import torch
 from utils.lm import build_prompts, sample
 from utils.lm.logprobs import completion_logprobs
 from utils.numerics import rel_error
-from utils.rl import grpo
+from utils.rl import grpo, trl_glue
 from utils.rl import policy_gradient as pg
 from utils.world import iter_problems, sample_problems
 
@@ -24,19 +24,14 @@ def _logps(model, s):
     return completion_logprobs(model, s.prompt_ids, s.prompt_mask, s.completion_ids, s.completion_mask).logprobs
 
 
-def test_group_advantages_scales():
+def test_zero_std_groups_and_the_advantage_scales_grpo_accepts():
     r = torch.tensor([1.0, 0, 0, 0, 1, 1, 1, 1, 0, 1, 0, 1])
-    a = grpo.group_advantages(r, 4, "group")
-    assert torch.allclose(a, pg.std_normalized_advantages(r, 4))
-    assert torch.all(a[4:8] == 0)                                              # an all-equal group: no signal, no NaN
-    g = r.view(3, 4)
-    assert torch.allclose(grpo.group_advantages(r, 4, "none"), (g - g.mean(1, keepdim=True)).reshape(-1))
-    assert torch.allclose(grpo.group_advantages(r, 4, "batch"), (g - g.mean(1, keepdim=True)).reshape(-1) / (r.std() + 1e-4))
     assert grpo.zero_std_groups(r, 4).tolist() == [False, True, False]
+    assert torch.all(pg.group_advantages(r, 4)[4:8] == 0)                     # the zero-std group gets no signal
+    for scale in pg.ADVANTAGE_SCALES:                                          # GRPOConfig takes every scale
+        assert grpo.GRPOConfig(scale_rewards=scale).scale_rewards == scale
     with pytest.raises(ValueError):
-        grpo.group_advantages(r, 5)
-    with pytest.raises(ValueError):
-        grpo.group_advantages(r, 4, "median")
+        grpo.GRPOConfig(scale_rewards="median")
 
 
 def test_overlong_penalty_is_dapos_piecewise_linear_form():
@@ -92,8 +87,8 @@ def test_grpo_loss_matches_trl(random_tiny, batch, loss_type, extra, tmp_path):
                   importance_sampling_level="sequence" if loss_type == "gspo" else "token")
     if eps_high is not None:
         trl_kw["epsilon_high"] = eps_high
-    trainer = grpo.trl_grpo_trainer(copy.deepcopy(model), tok, tmp_path, **trl_kw)
-    loss_trl = grpo.trl_grpo_loss(trainer, batch, adv, old, ref if beta else None)
+    trainer = trl_glue.trl_grpo_trainer(copy.deepcopy(model), tok, tmp_path, **trl_kw)
+    loss_trl = trl_glue.trl_grpo_loss(trainer, batch, adv, old, ref if beta else None)
     lp = _logps(policy, batch)
     loss_ours = grpo.grpo_loss(lp, old, adv, m, loss_type, eps, eps_high, ref if beta else None, beta, m.shape[1])
     g_trl = torch.autograd.grad(loss_trl, list(trainer.model.parameters()))

@@ -1,13 +1,13 @@
 """The package's layers hold: a lower layer never imports a higher one, and the world needs no torch.
 
-Layers, lowest first (README's map): ``world`` (tasks, verifiers, rewards; no torch) -> the top-level helpers
-(``runtime``, ``checkpoint``, ``plotting``, ``report``) -> ``lm`` -> algorithm families (``sft``, then
-``reward_models``, then ``rl`` / ``prefs``, then ``search``) -> ``exercises`` -> ``tools``. A module may import
-from its own layer's package and from lower layers; two packages of the same rank may not import each other.
+``RANK`` below is the one statement of the layers; ``utils/__init__.py``'s docstring lists them in its order (checked
+here) and README's map follows it. A module may import from its own layer's package and from lower layers; two
+packages of the same rank may not import each other.
 """
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +48,19 @@ def _imports(path: Path) -> list[tuple[int, list[str]]]:
         elif isinstance(node, ast.Import):
             out += [(node.lineno, a.name.split(".")) for a in node.names if a.name.split(".")[0] == "utils"]
     return out
+
+
+def _docstring_layers() -> list[set[str]]:
+    """The packages on each line of ``utils/__init__.py``'s map, in order: ``"rl | prefs"`` -> ``{"rl", "prefs"}``."""
+    doc = ast.get_docstring(ast.parse((UTILS / "__init__.py").read_text())) or ""
+    rows = [line[4:].split("  ")[0] for line in doc.splitlines() if line.startswith("    ") and line[4] != " "]
+    return [{name.strip() for name in re.split(r"[,|]", row)} for row in rows]
+
+
+def test_the_package_docstring_lists_the_layers_in_rank_order():
+    ranks = sorted(set(RANK.values()))
+    want = [set().union(*(BASE if name == "base" else {name} for name, r in RANK.items() if r == rank)) for rank in ranks]
+    assert _docstring_layers() == want, "utils/__init__.py's map of the layers and tests/test_layers.py:RANK disagree"
 
 
 MODULES = sorted(p for p in UTILS.rglob("*.py") if p != UTILS / "__init__.py")

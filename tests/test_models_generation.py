@@ -93,7 +93,7 @@ def test_fast_path_stops_at_the_budget_and_falls_back_when_it_cannot_run(tiny_sf
 
     def broken(*args, **kwargs):
         raise RuntimeError("cannot capture")
-    monkeypatch.setattr(generation, "_sample_batch_static", broken)
+    monkeypatch.setattr(generation, "sample_batch_static", broken)
     with pytest.raises(RuntimeError, match="cannot capture"):  # asked for explicitly: the error surfaces
         sample(m, tok, prompts, max_new_tokens=5, temperature=0, fast=True)
     monkeypatch.setenv("COURSE_FAST_GENERATION", "1")
@@ -128,7 +128,7 @@ def test_deferred_done_checks_give_the_same_samples_and_random_state(tiny_sft):
         runs = []
         for every in (1, 3):
             gen = torch.Generator().manual_seed(7)
-            outs = [generation._sample_batch_static(m, enc["input_ids"], enc["attention_mask"], 60, temperature, top_p, stops,
+            outs = [generation.sample_batch_static(m, enc["input_ids"], enc["attention_mask"], 60, temperature, top_p, stops,
                                                     tok.pad_token_id, gen, check_every=every) for _ in range(2)]
             runs.append((outs, gen.get_state()))
         (a, state_a), (b, state_b) = runs

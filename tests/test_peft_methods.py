@@ -1,16 +1,17 @@
 """PEFT helpers (utils.sft.peft): aligned logits, measured training memory, decoders that agree with forward."""
 import copy
+from functools import partial
 
 import torch
 
 from utils import world
 from utils.lm.batches import marker_batch
+from utils.lm.evaluation import evaluate
 from utils.lm.logprobs import mle_loss
 from utils.sft import problem_batches
 from utils.sft.peft import (
     AlignedLogits,
     generation_consistent,
-    greedy_accuracy,
     greedy_texts,
     heldout_nll,
     make_peft,
@@ -90,11 +91,17 @@ def test_heldout_nll_is_the_token_mean_loss_and_batch_independent(tiny_sft):
     assert heldout_nll(prompt, tok, probs) > 0  # prompt learning: scored through AlignedLogits
 
 
-def test_greedy_accuracy_matches_the_verifier(tiny_sft):
+def test_the_evaluator_scores_peft_decoders(tiny_sft):
     model, tok = tiny_sft
     probs = world.sample_problems("addition", 2, 8, "test")
     texts = greedy_texts(model, tok, probs, 48)
-    assert greedy_accuracy(model, tok, probs, 48) == sum(world.score(p, t) for p, t in zip(probs, texts)) / len(probs)
+    res = evaluate(model, tok, probs, max_new_tokens=48, progress=False, decode=partial(greedy_texts, model, tok))
+    assert res.greedy_texts == texts
+    assert res.accuracy == sum(world.score(p, t) for p, t in zip(probs, texts)) / len(probs)
+    assert res.greedy.tolist() == evaluate(model, tok, probs, max_new_tokens=48, progress=False).greedy.tolist()
+    pm = make_peft(copy.deepcopy(model), "prompt", n_virtual=4)  # prompt learning: sample() cannot decode it
+    pres = evaluate(pm, tok, probs, max_new_tokens=24, progress=False, decode=partial(greedy_texts, pm, tok))
+    assert pres.greedy_texts == greedy_texts(pm, tok, probs, 24) and 0 <= pres.accuracy <= 1
 
 
 def test_heldout_nll_of_given_completions(tiny_sft):

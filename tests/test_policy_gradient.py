@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from utils.lm import build_prompts, sample
+from utils.lm import build_prompts, evaluate, sample
 from utils.lm.logprobs import completion_logprobs, samples_logprobs, sequence_nll_check
 from utils.rl import policy_gradient as pg
-from utils.world import sample_problems
+from utils.stats import percentile_interval
+from utils.world import sample_problems, score
 
 
 def _toy(K=5, seed=0):
@@ -189,7 +190,10 @@ def test_rollout_shapes_and_rewards(random_tiny):
     ro = pg.rollout(model, tok, probs, group_size=3, max_new_tokens=8, seed=0)
     assert ro.rewards.shape == (6,) and set(ro.rewards.tolist()) <= {0.0, 1.0}
     assert ro.samples.completion_ids.shape[0] == 6 and ro.group_size == 3
-    assert pg.greedy_rewards(model, tok, probs, max_new_tokens=8).shape == (2,)
+    greedy = evaluate(model, tok, probs, max_new_tokens=8, progress=False)  # SCST's baseline: [M] greedy rewards
+    s = sample(model, tok, build_prompts(tok, probs), n=1, max_new_tokens=8, temperature=0.0)
+    assert greedy.greedy.tolist() == [score(p, t) for p, t in zip(probs, s.texts)]
+    assert pg.advantages(ro.rewards, "scst", 3, greedy_rewards=torch.as_tensor(greedy.greedy)).shape == (6,)
     assert pg.entropy_from_logprobs(ro.samples.logprobs, ro.samples.completion_mask) > 0
 
 
@@ -229,31 +233,47 @@ def test_group_mean_advantage_is_a_rescaled_leave_one_out_advantage():
     assert torch.allclose(pg.advantages(r, "batch_mean"), 11 / 12 * pg.advantages(r, "leave_one_out", 12), atol=1e-6)
 
 
-def test_std_normalized_advantages_match_grpo_and_trl():
+def test_group_advantages_match_trl():
     # one success out of G: the success gets (G-1)/sqrt(G), each failure -1/sqrt(G) (up to eps)
     for G in (2, 4, 8):
         r = torch.zeros(G)
         r[0] = 1.0
-        a = pg.std_normalized_advantages(r, G)
+        a = pg.group_advantages(r, G)
         assert a[0].item() == pytest.approx((G - 1) / G**0.5, rel=1e-3)
         assert torch.allclose(a[1:], torch.full((G - 1,), -1 / G**0.5), rtol=1e-3)
         assert torch.allclose(a, G**0.5 * pg.advantages(r, "group_mean", G), rtol=1e-3)
     # a zero-variance group gets zeros, not NaN; groups are normalised separately
     r = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0])
-    a = pg.std_normalized_advantages(r, 4)
+    a = pg.group_advantages(r, 4)
     assert torch.equal(a[:4], torch.zeros(4)) and torch.isfinite(a).all()
     assert torch.equal(pg.advantages(r, "grpo", 4), a)
     # invariant to an affine change of the reward; the same numbers as TRL's GRPOTrainer formula
     g = torch.Generator().manual_seed(0)
     r = torch.rand(24, generator=g)
-    assert torch.allclose(pg.std_normalized_advantages(3 * r + 7, 6), pg.std_normalized_advantages(r, 6), atol=1e-3)
+    assert torch.allclose(pg.group_advantages(3 * r + 7, 6), pg.group_advantages(r, 6), atol=1e-3)
     trl_utils = pytest.importorskip("trl.trainer.utils")
     grouped = r.view(-1, 6)
     std = trl_utils.nanstd(grouped, dim=1).repeat_interleave(6)
     trl_adv = (r - grouped.mean(1).repeat_interleave(6)) / (std + 1e-4)
-    assert torch.allclose(pg.std_normalized_advantages(r, 6), trl_adv, atol=1e-6)
+    assert torch.allclose(pg.group_advantages(r, 6), trl_adv, atol=1e-6)
     with pytest.raises(ValueError):
-        pg.std_normalized_advantages(r, 1)
+        pg.group_advantages(r, 1)
+
+
+def test_group_advantages_scales():
+    r = torch.tensor([1.0, 0, 0, 0, 1, 1, 1, 1, 0, 1, 0, 1])
+    g = r.view(3, 4)
+    centred = (g - g.mean(1, keepdim=True)).reshape(-1)
+    assert torch.equal(pg.group_advantages(r, 4), pg.group_advantages(r, 4, "group"))
+    # known answer: group [1, 0, 0, 0] has mean 1/4 and sample std 1/2
+    assert pg.group_advantages(r, 4)[:4].tolist() == pytest.approx([0.75 / 0.5001, -0.25 / 0.5001, -0.25 / 0.5001, -0.25 / 0.5001])
+    assert torch.allclose(pg.group_advantages(r, 4, "none"), centred)                       # Dr. GRPO: not divided
+    assert torch.allclose(pg.group_advantages(r, 4, "batch"), centred / (r.std() + 1e-4))   # the batch's std
+    assert torch.all(pg.group_advantages(r, 4, "batch")[4:8] == 0)
+    with pytest.raises(ValueError):
+        pg.group_advantages(r, 5)                                                             # 12 is not a multiple of 5
+    with pytest.raises(ValueError):
+        pg.group_advantages(r, 4, "median")
 
 
 def test_policy_loss_aggregations_weight_tokens_as_documented():
@@ -297,9 +317,10 @@ def test_grad_samples_and_bootstrap_intervals():
     boot = pg.bootstrap_total_variances({"a": gram, "twice": 4 * gram}, n_boot=4000, seed=1)
     assert float(boot["a"].mean()) == pytest.approx(8 / 9 * st.total_variance, rel=0.05)
     assert torch.allclose(boot["twice"], 4 * boot["a"])                      # paired: the same resamples for all
-    lo, hi = pg.percentile_interval(boot["a"])
+    lo, hi = percentile_interval(boot["a"])
     assert lo < st.total_variance < hi
-    assert pg.percentile_interval(torch.tensor([float("nan"), 1.0, 2.0, 3.0]), 1.0) == (1.0, 3.0)
+    assert torch.equal(pg.bootstrap_total_variances({"a": gram}, n_boot=50, seed=3)["a"],
+                       pg.bootstrap_total_variances({"a": gram}, n_boot=50, seed=3)["a"])     # seeded
     with pytest.raises(ValueError):
         pg.bootstrap_total_variances({"a": gram, "b": gram[:3, :3]})
     with pytest.raises(ValueError):

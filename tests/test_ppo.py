@@ -6,7 +6,7 @@ import torch
 
 from utils.lm import build_prompts, sample
 from utils.lm.logprobs import kl_estimate
-from utils.rl import ppo
+from utils.rl import common, ppo
 from utils.world import sample_problems
 
 
@@ -109,7 +109,7 @@ def test_k1_and_k3_are_unbiased_for_the_exact_kl():
     """Sampling tokens from pi, the mean of k1 and of k3 approaches the exact KL(pi || pi_ref); k3 is never negative."""
     g = torch.Generator().manual_seed(0)
     logits, ref_logits = torch.randn(1, 1, 7, generator=g), torch.randn(1, 1, 7, generator=g)
-    exact = float(ppo.exact_token_kl(logits, ref_logits, torch.ones(1, 1)))
+    exact = float(common.exact_token_kl(logits, ref_logits, torch.ones(1, 1)))
     p = logits[0, 0].softmax(-1)
     y = torch.multinomial(p, 200_000, replacement=True, generator=g)
     lp, lq = logits[0, 0].log_softmax(-1)[y][None], ref_logits[0, 0].log_softmax(-1)[y][None]
@@ -128,9 +128,9 @@ def test_config_and_reward_validation():
     with pytest.raises(ValueError):
         ppo.PPOConfig(lam=1.5)
     probs = sample_problems("countdown", 3, 2, split="test")
-    assert ppo.verifier_reward(probs, ["garbage", None]).tolist() == [0.0, 0.0]     # malformed -> 0, no crash
+    assert common.verifier_reward(probs, ["garbage", None]).tolist() == [0.0, 0.0]     # malformed -> 0, no crash
     with pytest.raises(ValueError):
-        ppo.verifier_reward(probs, ["x"])
+        common.verifier_reward(probs, ["x"])
 
 
 def test_train_ppo_runs_and_logs_the_diagnostics(random_tiny):
@@ -162,8 +162,8 @@ def test_first_minibatch_ratio_is_one_and_critic_shapes(random_tiny):
     model, tok = random_tiny
     probs = sample_problems("countdown", 3, 3, split="train")
     cfg = ppo.PPOConfig(max_new_tokens=5)
-    critic = ppo.Critic(model, init_value=0.5)
-    batch = ppo.collect(model, model, critic, tok, probs, ppo.verifier_reward, cfg, n=2, seed=0)
+    critic = common.Critic(model, init_value=0.5)
+    batch = ppo.collect(model, model, critic, tok, probs, common.verifier_reward, cfg, n=2, seed=0)
     m = batch.samples.completion_mask
     assert batch.values.shape == m.shape and torch.allclose(batch.values, 0.5 * m)
     assert torch.allclose(batch.kl, torch.zeros_like(batch.kl))
@@ -184,7 +184,7 @@ def test_critic_reads_hidden_states_without_computing_logits(random_tiny):
     h = completion_hidden(model, *args)
     assert h.shape == (*s.completion_ids.shape, model.config.hidden_size)
     assert torch.equal(h, completion_logprobs(model, *args, return_hidden=True).hidden)
-    critic = ppo.Critic(model)
+    critic = common.Critic(model)
     calls = []
     critic.lm.get_output_embeddings().register_forward_hook(lambda *a: calls.append(1))
     v = critic(s)

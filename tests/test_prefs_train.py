@@ -5,13 +5,14 @@ import math
 import pytest
 import torch
 
-from utils.lm import load_model
+from utils.lm import build_prompts, load_model, sample
+from utils.lm.logprobs import sequence_logprobs
 from utils.numerics import rel_error
 from utils.prefs import data as pdata
 from utils.prefs import losses
 from utils.prefs import train as ptrain
-from utils.reward_models.model import implicit_reward, sequence_logprobs
-from utils.world import sample_problems
+from utils.reward_models.model import completion_batch, implicit_reward
+from utils.world import sample_problems, score
 from utils.world.preferences import preference_pairs
 
 torch.set_num_threads(1)
@@ -46,15 +47,28 @@ def test_losses_are_differentiable_and_match_the_measurement():
     assert z.item() == 0 and not z.requires_grad                    # a negative estimate is clamped at 0
 
 
-def test_sequence_logps_equal_the_reward_models_measurement(tiny, pairs):
+def test_sequence_logprobs_of_a_chat_batch_and_the_perplexity(tiny, pairs):
     model, tok = tiny
     probs, comps = [p.problem for p in pairs], [p.chosen for p in pairs]
+    chat = completion_batch(tok, probs, comps)
     with torch.no_grad():
-        lp, n = pdata.sequence_logps(model, tok, probs, comps)
-    assert rel_error(lp, sequence_logprobs(model, tok, probs, comps)) < 1e-6   # the same tokens, the same fp32 sums
-    assert (n > 0).all()
+        lp, n = sequence_logprobs(model, chat)
+        assert rel_error(sequence_logprobs(model, chat, batch_size=1)[0], lp) < 1e-5   # right padding changes nothing
+    assert (n > 0).all() and (lp < 0).all() and torch.equal(n, (chat["labels"][:, 1:] != -100).sum(-1).float())
     ppl = pdata.perplexity(model, tok, probs, comps)
     assert rel_error(ppl, torch.exp(-lp / n)) < 1e-6 and (ppl >= 1).all()
+
+
+def test_sequence_logprobs_of_samples(tiny):
+    from utils.lm import samples_logprobs
+
+    model, tok = tiny
+    s = sample(model, tok, build_prompts(tok, sample_problems("countdown", 3, 3, split="test")), n=2, max_new_tokens=24, seed=0)
+    with torch.no_grad():
+        lp, n = sequence_logprobs(model, s)
+        assert rel_error(lp, samples_logprobs(model, s).logprobs.sum(-1)) < 1e-6   # the same forward, the same sum
+        assert rel_error(sequence_logprobs(model, s, batch_size=4)[0], lp) < 1e-5   # trimmed sub-batches: rounding only
+    assert torch.equal(n, s.completion_mask.sum(-1).float())
 
 
 def test_pairs_rankings_and_filter():
@@ -97,8 +111,9 @@ def test_listwise_on_pairs_is_dpo(tiny, pairs):
     q = pairs[:4]
     pb = [x.problem for x in q]
     with torch.no_grad():
-        lp, n = pdata.sequence_logps(policy, tok, pb + pb, [x.chosen for x in q] + [x.rejected for x in q])
-        rp, _ = pdata.sequence_logps(ref, tok, pb + pb, [x.chosen for x in q] + [x.rejected for x in q])
+        chat = completion_batch(tok, pb + pb, [x.chosen for x in q] + [x.rejected for x in q])
+        lp, n = sequence_logprobs(policy, chat)
+        rp, _ = sequence_logprobs(ref, chat)
     (w, lo), (rw, rl), (nw, nl) = lp.chunk(2), rp.chunk(2), n.chunk(2)
     dpo = ptrain.method_loss(ptrain.PrefConfig("dpo"), w, lo, rw, rl, nw, nl)
     assert rel_error(dpo, losses.listwise_dpo_loss(torch.stack([w, lo], 1), torch.stack([rw, rl], 1), 0.1)) < 1e-6
@@ -120,6 +135,9 @@ def test_online_dpo_and_evaluation(tiny):
     ev2 = ptrain.evaluate_policy(ref, ref, tok, test, 2, 40, seed=1)
     assert torch.equal(ev["rewards"], ev2["rewards"])                # the same seed, the same samples
     assert ptrain.win_rates(ev["rewards"], ev2["rewards"]).eq(0.5).all()
+    direct = sample(ref, tok, build_prompts(tok, test), n=2, max_new_tokens=40, seed=1)  # the evaluator's samples
+    assert ev["texts"] == direct.texts
+    assert ev["correct"].flatten().tolist() == [score(test[i // 2], t) for i, t in enumerate(direct.texts)]
 
 
 @pytest.mark.parametrize("name", ["kto", "orpo", "simpo"])
@@ -149,3 +167,73 @@ def test_gradient_checkpointing_trains_the_same_and_switches_back_off(tiny, pair
     (l0, w0), (l1, w1) = runs
     assert max(abs(a - b) / max(abs(a), 1e-6) for a, b in zip(l0, l1)) < 1e-4
     assert rel_error(w1 - base, w0 - base) < 1e-3
+
+
+@pytest.fixture(scope="module")
+def offline(tiny):
+    """Chapter 11's offline data: 4 sampled trajectories per problem, scored 0/1, and its (correct, failed) pairs."""
+    from utils.rl import oreo
+
+    model, tok = tiny
+    data = oreo.offline_data(model, tok, sample_problems("countdown", 3, 8, split="train", seed=0), 4, max_new_tokens=40, seed=0)
+    return data, pdata.correct_failed_pairs(data.rewards, data.k)
+
+
+def _first_step(monkeypatch, train) -> tuple[float, torch.Tensor]:
+    """The loss and the (unclipped) gradient of a loop's first optimiser step: read where it clips the gradient."""
+    seen: list[torch.Tensor] = []
+    clip = torch.nn.utils.clip_grad_norm_
+
+    def spy(params, *a, **kw):
+        params = list(params)
+        if not seen:
+            seen.append(torch.cat([p.grad.flatten() for p in params if p.grad is not None]).clone())
+        return clip(params, *a, **kw)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    return train(), seen[0]
+
+
+def _dpo_by_hand(policy, ref, samples, pairs, beta):
+    """The first DPO step on sampled pairs, written out: ``-log σ(β(Δchosen - Δrejected))`` of the pairs' summed
+    completion log-probs (teacher-forced on the sampled token ids), averaged over all pairs."""
+    from utils.lm.logprobs import samples_logprobs
+
+    def logp(model, rows):
+        s = samples.select(rows)
+        return (samples_logprobs(model, s).logprobs * s.completion_mask).sum(-1)
+
+    ch, rj = [c for c, _ in pairs], [r for _, r in pairs]
+    with torch.no_grad():
+        ref_c, ref_r = logp(ref, ch), logp(ref, rj)
+    policy.train()
+    loss = -torch.nn.functional.logsigmoid(beta * ((logp(policy, ch) - ref_c) - (logp(policy, rj) - ref_r))).mean()
+    loss.backward()
+    g = torch.cat([p.grad.flatten() for p in policy.parameters()]).clone()
+    policy.zero_grad(set_to_none=True)
+    policy.eval()
+    return float(loss.detach()), g
+
+
+def test_dpo_on_sampled_pairs_takes_the_first_step_of_its_maths(tiny, offline, monkeypatch):
+    """train_preferences on SamplePairs (chapter 11's DPO baseline) takes the first step of DPO written out by hand:
+    the same loss and gradient, with and without micro-batches and gradient checkpointing."""
+    ref, tok = tiny
+    data, pairs = offline
+    if len(pairs) < 2:
+        pytest.skip("the sampled data has fewer than two (correct, failed) pairs")
+    policy = copy.deepcopy(ref)
+    from utils.prefs.trl_glue import perturb
+    perturb(policy, 0.02)   # away from the reference: a loss other than log 2 and a gradient of every term
+    want_loss, want_g = _dpo_by_hand(copy.deepcopy(policy), ref, data.samples, pairs, 0.1)
+    sp = pdata.sample_pairs(data.samples, pairs)
+    for micro, gc in [(None, False), (1, True)]:
+        cfg = ptrain.PrefConfig("dpo", beta=0.1, steps=1, batch_size=len(pairs), lr=1e-5, warmup=0, micro_batch=micro,
+                                gradient_checkpointing=gc)
+        hist, g = _first_step(monkeypatch, lambda cfg=cfg: ptrain.train_preferences(copy.deepcopy(policy), ref, tok, sp, cfg))
+        monkeypatch.undo()
+        # fp32 sums over the same terms in another order (pairs shuffled, split into micro-batches, activations
+        # recomputed): rounding of ~1e-7 per term, far below 1e-5 for the loss and 1e-4 for the gradient
+        loss = sum(hist["loss"]) / len(hist["loss"])   # one entry per forward pass: equal micro-batches average
+        assert abs(loss - want_loss) / want_loss < 1e-5
+        assert rel_error(g, want_g) < 1e-4

@@ -7,12 +7,12 @@ import torch.nn.functional as F
 
 from utils.reward_models import load_reward_model
 from utils.reward_models import process as pr
-from utils.world import label_steps, sample_problems
+from utils.world import label_steps, sample_problems, step_boundaries
 
 
 def test_step_boundaries_match_the_labeller():
     c = "<think>7*4=28,5-3=2,28-2=26</think><answer>26</answer>"
-    b = pr.step_boundaries(c)
+    b = step_boundaries(c)
     assert [c[i] for i in b] == [",", ",", "<"] and c[b[-1]:].startswith("</think>")
     assert pr.step_prefixes(c) == ["<think>7*4=28,", "<think>7*4=28,5-3=2,", "<think>7*4=28,5-3=2,28-2=26"]
     probs = sample_problems("countdown", 4, 20, split="train", seed=1)
@@ -21,7 +21,7 @@ def test_step_boundaries_match_the_labeller():
     for p in probs:
         for comp in [p.completion(), *odd]:
             labels = label_steps(p, comp) or []
-            assert len(pr.step_boundaries(comp)) == len(labels), comp
+            assert len(step_boundaries(comp)) == len(labels), comp
             assert len(pr.exact_step_labels([p], [comp])[0]) == len(labels)
 
 
@@ -140,18 +140,3 @@ def test_course_loaders_train_once_then_load(tmp_path, monkeypatch):
     assert len(pr.step_probabilities(prm, tok, sample_problems("countdown", 3, 1), ["<think>1+2=3</think>"])[0]) == 1
     with pytest.raises(ValueError):
         pr.course_prm(P, "soft")
-
-
-def test_roc_auc_is_the_pairwise_probability():
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    s = rng.integers(0, 5, 300).astype(float)            # many ties
-    y = (rng.random(300) < 0.3 + 0.1 * s).astype(float)
-    pos, neg = s[y > 0.5], s[y <= 0.5]
-    want = (pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean()
-    assert abs(pr.roc_auc(s, y) - want) < 1e-12
-    assert pr.roc_auc([1, 2, 3], [0, 0, 1]) == 1.0 and pr.roc_auc([3, 2, 1], [0, 0, 1]) == 0.0
-    assert math.isnan(pr.roc_auc([1, 2], [1, 1]))
-    with pytest.raises(ValueError):
-        pr.roc_auc([1, 2], [1])

@@ -81,6 +81,12 @@ def test_stage_row_matches_a_direct_evaluation(tiny):
     assert 0.0 <= row["addition-2"] <= 1.0
     with pytest.raises(ValueError):
         r1.stage_row(model, tok, skills, "strings-1", max_new_tokens=8)
+    verdicts = {}
+    two = r1.stage_row(model, tok, skills, "countdown-3", max_new_tokens=48, verdicts=verdicts, orders=2)
+    assert set(verdicts) == set(skills) and two["countdown-3"] == float(verdicts["countdown-3"].mean())
+    assert all(v * 2 == round(v * 2) for v in verdicts["countdown-3"])  # the mean of two orderings' 0/1 verdicts
+    assert verdicts["addition-2"].tolist() == [float(world.score(p, t)) for p, t in
+                                               zip(skills["addition-2"], [t[0] for t in world_texts(model, tok, skills["addition-2"])])]
 
 
 def world_texts(model, tok, problems):

@@ -10,7 +10,6 @@ from utils.reward_models import (
     ensemble_scores,
     load_reward_model,
     pair_batch,
-    pairwise_accuracy,
     plackett_luce_loss,
     score_completions,
     train_reward_model,
@@ -62,7 +61,6 @@ def test_reward_model_trains_and_scores_anything():
     assert batch["input_ids"].shape[0] == 2 * len(pairs)
     losses = train_reward_model(model, tok, pairs, steps=15, batch_size=8, lr=3e-3)
     assert losses[-1] < losses[0]
-    assert 0.0 <= pairwise_accuracy(model, tok, pairs) <= 1.0
     r = score_completions(model, tok, probs[:3], ["<think>1+1=2</think><answer>2</answer>", None, "x" * 5000])
     assert r.shape == (3,) and torch.isfinite(r).all()
     assert ensemble_scores([model, model], tok, probs[:2], ["a", "b"]).shape == (2, 2)
@@ -76,18 +74,16 @@ from utils.reward_models.calibration import (  # noqa: E402
     error_rate_by_disagreement,
     expected_calibration_error,
 )
-from utils.reward_models.model import implicit_rewards, sequence_logprobs  # noqa: E402
+from utils.reward_models.model import implicit_rewards  # noqa: E402
 from utils.reward_models.train import (  # noqa: E402
     margin_accuracy,
     pair_margins,
     preference_rankings,
     ranking_batch,
     ranking_pairs,
-    reward_trainer,
     train_plackett_luce,
-    trainer_batch,
-    trainer_loss,
 )
+from utils.reward_models.trl_glue import reward_trainer, trainer_batch, trainer_loss  # noqa: E402
 
 
 def test_bradley_terry_centering_and_margin_terms():
@@ -174,10 +170,9 @@ def test_implicit_reward():
     policy, tok = load_model("tiny-sft")
     probs = sample_problems("countdown", 3, 5, split="test")
     comps = [p.completion() for p in probs]
-    lp = sequence_logprobs(policy, tok, probs, comps)
-    assert lp.shape == (5,) and (lp < 0).all()
-    assert rel_error(sequence_logprobs(policy, tok, probs, comps, batch_size=1), lp) < 1e-5  # padding changes nothing
     assert implicit_rewards(policy, policy, tok, probs, comps).abs().max() == 0
+    r1 = implicit_rewards(policy, policy, tok, probs, comps, batch_size=1)
+    assert r1.shape == (5,) and r1.abs().max() == 0
     with pytest.raises(ValueError):
         implicit_rewards(policy, policy, tok, probs, comps, beta=0.0)
 
@@ -219,6 +214,20 @@ def test_every_recipe_fits_the_world(profile):
     from utils.reward_models.train import RECIPE
 
     assert len(sample_problems("countdown", 3, RECIPE[profile]["n"], split="train")) == RECIPE[profile]["n"]
+
+
+def test_profile_recipe_picks_the_row_and_a_dry_run_its_own(monkeypatch):
+    """Profile.recipe: the profile's row (a copy); a gpu dry run the table's dry_run row, else the smoke row."""
+    from utils.reward_models.process import RECIPE as PRM_RECIPE
+    from utils.reward_models.train import RECIPE
+    from utils.runtime import get_profile
+
+    cpu = get_profile("cpu")
+    assert cpu.recipe(RECIPE) == RECIPE["cpu"] and cpu.recipe(RECIPE) is not RECIPE["cpu"]
+    monkeypatch.setenv("COURSE_DRY_RUN", "1")
+    dry = get_profile("gpu")
+    assert dry.recipe(RECIPE) == RECIPE["dry_run"] and dry.recipe(RECIPE)["backbone"] is None   # the gpu model
+    assert dry.recipe(PRM_RECIPE) == PRM_RECIPE["smoke"]
 
 
 def test_micro_batches_give_the_full_batch_gradient():

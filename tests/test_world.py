@@ -164,3 +164,43 @@ def test_verifiers_on_huge_inputs():
     p = PROBLEMS[0]
     assert score(p, "<think>" + "1+1=2," * 100_000 + "</think><answer>" + "(" * 10_000 + "</answer>") == 0.0
     assert countdown.evaluate_expression("(" * 5000 + "1" + ")" * 5000) is None
+
+
+# ----------------------------------------------------------------------------------------------
+# Reorderings: the same problem with its numbers listed in other orders
+# ----------------------------------------------------------------------------------------------
+
+
+def _distinct_numbers(level: int, n: int) -> list[world.Problem]:
+    probs = world.sample_problems("countdown", level, 200, split="test", seed=3)
+    return [p for p in probs if len(set(p.meta["numbers"])) == level][:n]
+
+
+@pytest.mark.parametrize("level,count", [(3, 6), (4, 24)])
+def test_reorderings_of_countdown_are_every_distinct_ordering(level, count):
+    for p in _distinct_numbers(level, 5):
+        qs = world.reorderings(p, 100)
+        assert len(qs) == count and qs[0] == p
+        assert len({q.prompt for q in qs}) == count  # distinct prompts
+        for q in qs:  # one problem: same identity, split, target, multiset; the reference answer still verifies
+            assert (q.uid, q.split, q.meta["target"], q.level) == (p.uid, p.split, p.meta["target"], p.level)
+            assert sorted(q.meta["numbers"]) == sorted(p.meta["numbers"])
+            assert world.score(q, p.completion()) == world.score(p, p.completion()) == 1.0
+            assert world.score(q, "<answer>1+1</answer>") == world.score(p, "<answer>1+1</answer>") == 0.0
+
+
+def test_reorderings_cap_at_k_and_are_deterministic():
+    p = _distinct_numbers(4, 1)[0]
+    assert [q.prompt for q in world.reorderings(p, 5)] == [q.prompt for q in world.reorderings(p, 24)[:5]]
+    assert len(world.reorderings(p, 5)) == 5 and world.reorderings(p, 1) == [p]
+    assert [q.prompt for q in world.reorderings(p, 24)] == [q.prompt for q in world.reorderings(p, 24)]
+    with pytest.raises(ValueError):
+        world.reorderings(p, 0)
+
+
+def test_reorderings_with_repeated_numbers_and_other_families():
+    p = world.countdown.make_problem([3, 3, 5], 14)
+    assert [q.meta["numbers"] for q in world.reorderings(p, 6)] == [(3, 3, 5), (3, 5, 3), (5, 3, 3)]
+    for fam, lvl in [("addition", 2), ("strings", 1)]:
+        q = world.sample_problems(fam, lvl, 1, split="test")[0]
+        assert world.reorderings(q, 6) == [q]

@@ -1,13 +1,19 @@
 """Shared helpers for the course *Hands-on LLM post-training for reasoning*, in layers (lowest first)::
 
-    world      tasks, verifiers, rewards, preferences (pure Python, no torch)    from utils import world
-    runtime, report, plotting, checkpoint, numerics   profiles, self-checks, figures, resume, comparisons
-    lm         tokenizer, models, sampling, log-probs, batches, training loop     from utils.lm import load_model, sample
-    sft, rl    algorithm families (later reward_models, prefs, search)           from utils import sft
-    exercises  graders per chapter; solutions apart                              from utils.exercises import grade
-    tools      run_course, nbclean, colab, bench (command line)                  python -m utils.tools.run_course
+    world                 tasks, verifiers, rewards, preferences (no torch)      from utils import world
+    runtime, report, plotting, checkpoint, numerics, stats
+                          profiles, self-checks, figures, resume, comparisons, intervals
+    lm                    tokenizer, models, sampling, log-probs, batches, training loop
+                                                                                 from utils.lm import load_model, sample
+    sft                   supervised fine-tuning, distillation, PEFT             from utils import sft
+    reward_models         outcome, process and preference reward models, judges
+    rl | prefs            RL for LMs (PPO, GRPO, OREO) | direct preference losses
+    search                best-of-N, majority vote at test time
+    exercises             graders per chapter; solutions apart                   from utils.exercises import grade
+    tools                 run_course, nbclean, colab, bench (command line)       python -m utils.tools.run_course
 
-A module imports only from its own package and from the layers above it here (``tests/test_layers.py``).
+A module imports only from its own package and from the lines above it here; the two packages of one line (``rl | prefs``)
+may not import each other. ``tests/test_layers.py`` (``RANK``) checks both the imports and this order.
 
 The course runs offline by default: importing this package sets ``HF_HUB_OFFLINE=1`` unless
 ``COURSE_ONLINE=1`` (set it, e.g. on Colab, to let the model loader download Hub ids).

@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -47,6 +47,8 @@ class Profile:
         batch_size: sequences per optimizer step.
         max_new_tokens: generation budget per completion.
         eval_batch_size: prompts per generation batch.
+        eval_orders: orderings per held-out problem in an evaluation (``utils.lm.evaluation.evaluate(...,
+            orders=P.eval_orders)``; 6 asks every Countdown-3 problem in all its orders).
         assert_outcomes: whether self-checks on measured outcomes are enforced (not in ``smoke``).
     """
 
@@ -63,6 +65,7 @@ class Profile:
     batch_size: int = 32
     max_new_tokens: int = 96
     eval_batch_size: int = 256
+    eval_orders: int = 6
     assert_outcomes: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -76,6 +79,17 @@ class Profile:
         if self.extra.get("dry_run"):
             return smoke if _is_size(smoke) and _is_size(gpu) else gpu
         return {"smoke": smoke, "cpu": cpu, "gpu": gpu}[self.name]
+
+    def recipe(self, table: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        """A copy of this profile's row of a training recipe ``{"smoke": {...}, "cpu": {...}, "gpu": {...}}`` (the
+        settings of one of the course's shared models: steps, sizes, learning rate, backbone).
+
+        A ``gpu`` dry run takes the table's ``"dry_run"`` row where it has one (e.g. the gpu backbone at a CPU's
+        sizes), else the ``"smoke"`` row: the code path at smoke cost.
+        """
+        if self.extra.get("dry_run"):
+            return dict(table["dry_run"] if "dry_run" in table else table["smoke"])
+        return dict(table[self.name])
 
     def checkpoint(self, name: str) -> Path | None:
         """Where a long training run saves and resumes (:mod:`utils.checkpoint`), or ``None`` for no saving.
@@ -159,7 +173,7 @@ def get_profile(name: str | None = None) -> Profile:
     smoke = Profile(
         "smoke", "tiny-sft", "cpu", torch.float32, threads=min(threads, 2), n_eval=6, n_samples=4,
         n_train=64, train_steps=3, batch_size=8, max_new_tokens=48, eval_batch_size=64,
-        assert_outcomes=False,
+        eval_orders=1, assert_outcomes=False,
     )
     if name == "smoke":
         return smoke

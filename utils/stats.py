@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Interval", "as_array", "bootstrap_ci", "paired_bootstrap", "paired_permutation_test",
+__all__ = ["Interval", "as_array", "bootstrap_ci", "bootstrap_indices", "paired_bootstrap", "paired_permutation_test",
            "percentile_interval", "roc_auc"]
 
 
@@ -55,13 +55,23 @@ def percentile_interval(values: Any, level: float = 0.95) -> tuple[float, float]
     return float(np.quantile(v, a)), float(np.quantile(v, 1 - a))
 
 
+def bootstrap_indices(n: int, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """``[n_boot, n]`` int64 indices: ``n_boot`` resamples of ``n`` items with replacement, one per row.
+
+    The one draw behind every bootstrap here; a statistic that is not a mean (a variance from a Gram matrix,
+    an AUC) indexes its items with these rows and reads :func:`percentile_interval` of the replicates.
+    """
+    if n < 1 or n_boot < 1:
+        raise ValueError(f"need n >= 1 items and n_boot >= 1 resamples, got n={n}, n_boot={n_boot}")
+    return np.random.default_rng(seed).integers(0, n, (n_boot, n))
+
+
 def bootstrap_ci(values: Any, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Interval:
     """The mean of ``values [N]`` and its percentile bootstrap interval (items resampled with replacement)."""
     x = as_array(values)
     if x.size == 0:
         raise ValueError("bootstrap_ci needs at least one value")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, (n_boot, x.size))].mean(1)
+    means = x[bootstrap_indices(x.size, n_boot, seed)].mean(1)
     lo, hi = percentile_interval(means, level)
     return Interval(float(x.mean()), lo, hi)
 

@@ -7,6 +7,8 @@ import random
 from math import comb
 from typing import Any, Callable
 
+from .grader import Exercise
+
 Test = Callable[[Callable[..., Any]], None]
 
 
@@ -156,9 +158,11 @@ def _t_vote_abstain(fn: Callable) -> None:
         assert abs(float(got) - want) < 1e-9, f"vote({answers}, {correct}) should be {want}, got {got}"
 
 
-EXERCISES: dict[str, tuple[str, list[Test]]] = {
-    "00.1": ("the unbiased pass@k estimator", [_t_pass_edge, _t_pass_brute, _t_pass_large]),
-    "00.2": ("a reward function that never crashes", [_t_reward_values, _t_reward_garbage]),
-    "00.3": ("pass@k with a standard error over problems", [_t_se_hand, _t_se_random, _t_se_problems_not_samples]),
-    "00.4": ("majority vote with ties broken at random", [_t_vote_clear, _t_vote_ties, _t_vote_abstain]),
+EXERCISES: dict[str, Exercise] = {
+    "00.1": Exercise("the unbiased pass@k estimator", [_t_pass_edge, _t_pass_brute, _t_pass_large], "pass_at_k"),
+    "00.2": Exercise("a reward function that never crashes", [_t_reward_values, _t_reward_garbage], "half_credit_reward"),
+    "00.3": Exercise("pass@k with a standard error over problems", [_t_se_hand, _t_se_random, _t_se_problems_not_samples],
+                     "pass_at_k_with_se"),
+    "00.4": Exercise("majority vote with ties broken at random", [_t_vote_clear, _t_vote_ties, _t_vote_abstain],
+                     "majority_vote_random_ties"),
 }

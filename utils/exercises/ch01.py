@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from typing import Any, Callable
 
+from .grader import Exercise
+
 Test = Callable[[Callable[..., Any]], None]
 
 
@@ -181,9 +183,13 @@ def _t_signal_simulated(fn: Callable) -> None:
         assert abs(got - mixed) < 0.02, f"p={p}, G={G}: simulated {mixed:.3f}, yours {got:.3f}"
 
 
-EXERCISES: dict[str, tuple[str, list[Test]]] = {
-    "01.1": ("GRPO's std-normalised group advantage", [_t_grpo_values, _t_grpo_zero_variance, _t_grpo_per_group]),
-    "01.2": ("the variance-optimal constant baseline, from samples", [_t_bstar_values, _t_bstar_minimises, _t_bstar_equal_norms]),
-    "01.3": ("DAPO's token-level loss aggregation", [_t_token_grad, _t_token_padding, _t_token_lengths]),
-    "01.6": ("the chance that a group carries a learning signal", [_t_signal_values, _t_signal_one_sample, _t_signal_simulated]),
+EXERCISES: dict[str, Exercise] = {
+    "01.1": Exercise("GRPO's std-normalised group advantage", [_t_grpo_values, _t_grpo_zero_variance, _t_grpo_per_group],
+                     "grpo_advantages"),
+    "01.2": Exercise("the variance-optimal constant baseline, from samples", [_t_bstar_values, _t_bstar_minimises, _t_bstar_equal_norms],
+                     "optimal_constant_baseline"),
+    "01.3": Exercise("DAPO's token-level loss aggregation", [_t_token_grad, _t_token_padding, _t_token_lengths],
+                     "token_level_loss"),
+    "01.6": Exercise("the chance that a group carries a learning signal", [_t_signal_values, _t_signal_one_sample, _t_signal_simulated],
+                     "signal_probability"),
 }

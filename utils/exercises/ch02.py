@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .grader import Exercise
+
 Test = Callable[[Callable[..., Any]], None]
 
 
@@ -152,7 +154,9 @@ def _t_last_turn_grad(fn: Callable) -> None:
     assert float(stray.max()) < 1e-7, "gradient flows into positions that do not predict a last-turn token"
 
 
-EXERCISES: dict[str, tuple[str, list[Test]]] = {
-    "02.1": ("SFT labels on chosen assistant turns, for any chat template", [_t_turns_all, _t_turns_some, _t_turns_unmarked]),
-    "02.2": ("the SFT loss on the last assistant turn only", [_t_last_turn_value, _t_last_turn_single, _t_last_turn_grad]),
+EXERCISES: dict[str, Exercise] = {
+    "02.1": Exercise("SFT labels on chosen assistant turns, for any chat template", [_t_turns_all, _t_turns_some, _t_turns_unmarked],
+                     "turn_labels"),
+    "02.2": Exercise("the SFT loss on the last assistant turn only", [_t_last_turn_value, _t_last_turn_single, _t_last_turn_grad],
+                     "last_turn_loss"),
 }

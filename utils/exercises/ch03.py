@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .grader import Exercise
+
 Test = Callable[[Callable[..., Any]], None]
 
 
@@ -170,8 +172,10 @@ def _randn_like(x):
     return torch.randn(x.shape, generator=torch.Generator().manual_seed(7))
 
 
-EXERCISES: dict[str, tuple[str, list[Test]]] = {
-    "03.1": ("the forgetting metric", [_t_forget_values, _t_forget_sign]),
-    "03.2": ("a rejection-sampling filter that checks every step", [_t_step_filter, _t_step_dedupe_cap, _t_step_garbage]),
-    "03.3": ("GKD's generalised Jensen-Shannon divergence", [_t_jsd_endpoints, _t_jsd_mixture, _t_jsd_mask]),
+EXERCISES: dict[str, Exercise] = {
+    "03.1": Exercise("the forgetting metric", [_t_forget_values, _t_forget_sign], "forgetting"),
+    "03.2": Exercise("a rejection-sampling filter that checks every step", [_t_step_filter, _t_step_dedupe_cap, _t_step_garbage],
+                     "step_filter"),
+    "03.3": Exercise("GKD's generalised Jensen-Shannon divergence", [_t_jsd_endpoints, _t_jsd_mixture, _t_jsd_mask],
+                     "generalized_jsd"),
 }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from .grader import Exercise
+
 Test = Callable[[Callable[..., Any]], None]
 
 
@@ -151,9 +153,12 @@ def _t_roundtrip_zero(fn: Callable) -> None:
     assert torch.equal(W, W0), "don't modify W in place"
 
 
-EXERCISES: dict[str, tuple[str, list[Test]]] = {
-    "04.1": ("the rank at which alpha/r and alpha/sqrt(r) agree", [_t_equal_rank_cases, _t_equal_rank_property]),
-    "04.2": ("counting LoRA's trainable parameters", [_t_count_small, _t_count_llama]),
-    "04.3": ("the bytes of LoRA's trainable state under AdamW", [_t_state_bytes_cases, _t_state_bytes_measured]),
-    "04.4": ("merge then unmerge in half precision: the error left", [_t_roundtrip_fp16, _t_roundtrip_bf16, _t_roundtrip_zero]),
+EXERCISES: dict[str, Exercise] = {
+    "04.1": Exercise("the rank at which alpha/r and alpha/sqrt(r) agree", [_t_equal_rank_cases, _t_equal_rank_property],
+                     "equal_scale_rank"),
+    "04.2": Exercise("counting LoRA's trainable parameters", [_t_count_small, _t_count_llama], "lora_trainable_params"),
+    "04.3": Exercise("the bytes of LoRA's trainable state under AdamW", [_t_state_bytes_cases, _t_state_bytes_measured],
+                     "lora_state_bytes"),
+    "04.4": Exercise("merge then unmerge in half precision: the error left", [_t_roundtrip_fp16, _t_roundtrip_bf16, _t_roundtrip_zero],
+                     "roundtrip_error"),
 }

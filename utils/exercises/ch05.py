@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from .grader import Exercise
+
 Test = Callable[[Callable[..., Any]], None]
 
 
@@ -119,8 +121,9 @@ def _t_center_unsorted(fn: Callable) -> None:
         assert torch.allclose(a[m] - a[m][0], (r[m] - r[m][0]).double(), atol=1e-5), "keep the differences within a prompt"
 
 
-EXERCISES: dict[str, tuple[str, list[Test]]] = {
-    "05.1": ("how often a Bradley-Terry annotator flips a pair", [_t_flip_values, _t_flip_limits]),
-    "05.2": ("the Plackett-Luce negative log-likelihood of one ranking", [_t_pl_values, _t_pl_properties]),
-    "05.3": ("centering rewards per prompt", [_t_center_values, _t_center_unsorted]),
+EXERCISES: dict[str, Exercise] = {
+    "05.1": Exercise("how often a Bradley-Terry annotator flips a pair", [_t_flip_values, _t_flip_limits], "flip_probability"),
+    "05.2": Exercise("the Plackett-Luce negative log-likelihood of one ranking", [_t_pl_values, _t_pl_properties],
+                     "plackett_luce_nll"),
+    "05.3": Exercise("centering rewards per prompt", [_t_center_values, _t_center_unsorted], "center_per_prompt"),
 }

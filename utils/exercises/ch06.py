@@ -7,6 +7,8 @@ import random
 from itertools import combinations
 from typing import Any, Callable
 
+from .grader import Exercise
+
 Test = Callable[[Callable[..., Any]], None]
 
 
@@ -91,8 +93,10 @@ def _t_vote_edges(fn: Callable) -> None:
     assert got is not None and "".join(got.split()) == "4", f"None does not vote and ' 4' is '4': expected '4', got {got!r}"
 
 
-EXERCISES: dict[str, tuple[str, list[Test]]] = {
-    "06.1": ("the geometric-mean (length-normalised product) PRM aggregation", [_t_geo_values, _t_geo_edges]),
-    "06.2": ("the exact expected accuracy of best-of-n from a pool", [_t_bon_values, _t_bon_random, _t_bon_bad_n]),
-    "06.3": ("the score-weighted majority vote", [_t_vote_values, _t_vote_edges]),
+EXERCISES: dict[str, Exercise] = {
+    "06.1": Exercise("the geometric-mean (length-normalised product) PRM aggregation", [_t_geo_values, _t_geo_edges],
+                     "geometric_mean"),
+    "06.2": Exercise("the exact expected accuracy of best-of-n from a pool", [_t_bon_values, _t_bon_random, _t_bon_bad_n],
+                     "expected_best_of_n"),
+    "06.3": Exercise("the score-weighted majority vote", [_t_vote_values, _t_vote_edges], "weighted_vote"),
 }

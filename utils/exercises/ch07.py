@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from .grader import Exercise
+
 Test = Callable[[Callable[..., Any]], None]
 
 
@@ -179,8 +181,8 @@ def _t_ev_ratio(fn: Callable) -> None:
         assert abs(got - want) < 1e-4, f"shift {shift}: expected {want:.4f}, got {got:.4f}"
 
 
-EXERCISES: dict[str, tuple[str, list[Test]]] = {
-    "07.1": ("generalised advantage estimation (GAE)", [_t_gae_values, _t_gae_end, _t_gae_td]),
-    "07.2": ("PPO's clipped surrogate loss", [_t_clip_value, _t_clip_grad, _t_clip_eps]),
-    "07.3": ("the critic's explained variance", [_t_ev_values, _t_ev_mask, _t_ev_ratio]),
+EXERCISES: dict[str, Exercise] = {
+    "07.1": Exercise("generalised advantage estimation (GAE)", [_t_gae_values, _t_gae_end, _t_gae_td], "gae"),
+    "07.2": Exercise("PPO's clipped surrogate loss", [_t_clip_value, _t_clip_grad, _t_clip_eps], "ppo_clipped_loss"),
+    "07.3": Exercise("the critic's explained variance", [_t_ev_values, _t_ev_mask, _t_ev_ratio], "explained_variance"),
 }

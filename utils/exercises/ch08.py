@@ -6,6 +6,8 @@ import math
 import random
 from typing import Any, Callable
 
+from .grader import Exercise
+
 Test = Callable[[Callable[..., Any]], None]
 
 
@@ -122,8 +124,9 @@ def _t_fit_least_squares(fn: Callable) -> None:
     assert abs(got[0] - a) < 1e-4 and abs(got[1] - b) < 1e-4, f"expected ({a:.4f}, {b:.4f}), got ({got[0]:.4f}, {got[1]:.4f}){hint}"
 
 
-EXERCISES: dict[str, tuple[str, list[Test]]] = {
-    "08.1": ("the KL of best-of-N", [_t_kl_values, _t_kl_invalid]),
-    "08.2": ("which stored sample best-of-N picks", [_t_weights_values, _t_weights_brute_force, _t_weights_large]),
-    "08.3": ("fitting Gao et al.'s best-of-N form", [_t_fit_exact, _t_fit_least_squares]),
+EXERCISES: dict[str, Exercise] = {
+    "08.1": Exercise("the KL of best-of-N", [_t_kl_values, _t_kl_invalid], "bon_kl"),
+    "08.2": Exercise("which stored sample best-of-N picks", [_t_weights_values, _t_weights_brute_force, _t_weights_large],
+                     "best_of_n_weights"),
+    "08.3": Exercise("fitting Gao et al.'s best-of-N form", [_t_fit_exact, _t_fit_least_squares], "fit_bon"),
 }

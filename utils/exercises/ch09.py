@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from .grader import Exercise
+
 Test = Callable[[Callable[..., Any]], None]
 
 
@@ -128,8 +130,8 @@ def _t_pl_two_is_bt(fn: Callable) -> None:
     assert abs(total - 1) < 1e-6, f"the probabilities of the 6 orderings of 3 items must sum to 1, got {total:.6f}"
 
 
-EXERCISES: dict[str, tuple[str, list[Test]]] = {
-    "09.1": ("the DPO loss", [_t_dpo_values, _t_dpo_reference, _t_dpo_ratio_not_logps]),
-    "09.2": ("ORPO as Hong et al. wrote it", [_t_orpo_values, _t_orpo_stable]),
-    "09.3": ("the Plackett-Luce likelihood of a ranking", [_t_pl_values, _t_pl_two_is_bt]),
+EXERCISES: dict[str, Exercise] = {
+    "09.1": Exercise("the DPO loss", [_t_dpo_values, _t_dpo_reference, _t_dpo_ratio_not_logps], "dpo_loss"),
+    "09.2": Exercise("ORPO as Hong et al. wrote it", [_t_orpo_values, _t_orpo_stable], "orpo_loss"),
+    "09.3": Exercise("the Plackett-Luce likelihood of a ranking", [_t_pl_values, _t_pl_two_is_bt], "plackett_luce_nll"),
 }

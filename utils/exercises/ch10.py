@@ -6,6 +6,8 @@ from typing import Any, Callable
 
 import torch
 
+from .grader import Exercise
+
 Test = Callable[[Callable[..., Any]], None]
 
 
@@ -135,8 +137,9 @@ def _t_process_constant(fn: Callable) -> None:
     assert all(abs(x) < 1e-6 for g in got for x in g), f"equal step rewards must give zero advantages, got {got}"
 
 
-EXERCISES: dict[str, tuple[str, list[Test]]] = {
-    "10.1": ("GRPO's group-normalised advantages", [_t_adv_values, _t_adv_equal_groups, _t_adv_invariance]),
-    "10.2": ("GSPO's sequence-level importance ratio", [_t_gspo_values, _t_gspo_on_policy]),
-    "10.3": ("process-supervised GRPO advantages", [_t_process_values, _t_process_constant]),
+EXERCISES: dict[str, Exercise] = {
+    "10.1": Exercise("GRPO's group-normalised advantages", [_t_adv_values, _t_adv_equal_groups, _t_adv_invariance],
+                     "group_advantages"),
+    "10.2": Exercise("GSPO's sequence-level importance ratio", [_t_gspo_values, _t_gspo_on_policy], "gspo_ratio"),
+    "10.3": Exercise("process-supervised GRPO advantages", [_t_process_values, _t_process_constant], "process_advantages"),
 }

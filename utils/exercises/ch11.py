@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from .grader import Exercise
+
 Test = Callable[[Callable[..., Any]], None]
 
 
@@ -147,8 +149,8 @@ def _t_soft_value_stable(fn: Callable) -> None:
     assert abs(got - want) < 1e-9, f"beta = 1e-3: expected {want:.6f}, got {got:.6f}"
 
 
-EXERCISES: dict[str, tuple[str, list[Test]]] = {
-    "11.1": ("OREO's soft value targets", [_t_targets_values, _t_targets_sign]),
-    "11.2": ("OREO's policy loss", [_t_policy_value, _t_policy_gradient]),
-    "11.3": ("the soft value of one step", [_t_soft_value, _t_soft_value_stable]),
+EXERCISES: dict[str, Exercise] = {
+    "11.1": Exercise("OREO's soft value targets", [_t_targets_values, _t_targets_sign], "soft_targets"),
+    "11.2": Exercise("OREO's policy loss", [_t_policy_value, _t_policy_gradient], "policy_loss"),
+    "11.3": Exercise("the soft value of one step", [_t_soft_value, _t_soft_value_stable], "soft_value"),
 }

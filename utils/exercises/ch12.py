@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from .grader import Exercise
+
 Test = Callable[[Callable[..., Any]], None]
 
 
@@ -107,8 +109,10 @@ def _t_gains_order(fn: Callable) -> None:
     assert dict(fn({"only": {"add": 0.3}}, "add")) == {}, "a single stage has nothing to compare with: expected {}"
 
 
-EXERCISES: dict[str, tuple[str, list[Test]]] = {
-    "12.1": ("the share of prompt groups with a learning signal", [_t_signal_values, _t_signal_all_right, _t_signal_prompt_major]),
-    "12.2": ("a readability reward for the think block", [_t_read_values, _t_read_form_only, _t_read_garbage]),
-    "12.3": ("what each stage of the pipeline added", [_t_gains_values, _t_gains_order]),
+EXERCISES: dict[str, Exercise] = {
+    "12.1": Exercise("the share of prompt groups with a learning signal", [_t_signal_values, _t_signal_all_right, _t_signal_prompt_major],
+                     "signal_share"),
+    "12.2": Exercise("a readability reward for the think block", [_t_read_values, _t_read_form_only, _t_read_garbage],
+                     "readability"),
+    "12.3": Exercise("what each stage of the pipeline added", [_t_gains_values, _t_gains_order], "stage_gains"),
 }

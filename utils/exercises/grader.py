@@ -6,14 +6,23 @@ In a notebook::
         ...  # your code
     grade("00.1", my_pass_at_k)
 
-``grade`` runs the exercise's tests (:data:`utils.exercises.EXERCISES`, one module per chapter), prints one line per test with
+``grade`` runs the exercise's tests (:data:`utils.exercises.EXERCISES`, found in one module per chapter), prints one line per test with
 what failed, and returns ``True`` when all pass. It never raises on a wrong answer, so a notebook with
 an unfinished exercise still runs top to bottom; pass ``strict=True`` to raise instead.
 """
 from __future__ import annotations
 
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
+
+
+class Exercise(NamedTuple):
+    """One graded exercise: what it asks for, the tests its grader runs, and the name of its reference solution in
+    ``utils.exercises.solutions.chNN`` (a name, not the function: the graders never import the spoilers)."""
+
+    title: str
+    tests: list[Callable[[Callable[..., Any]], None]]
+    solution: str
 
 
 def grade(exercise_id: str, fn: Callable[..., Any], strict: bool = False, verbose: bool = True) -> bool:
@@ -22,7 +31,7 @@ def grade(exercise_id: str, fn: Callable[..., Any], strict: bool = False, verbos
 
     if exercise_id not in EXERCISES:
         raise KeyError(f"unknown exercise {exercise_id!r}; known: {sorted(EXERCISES)}")
-    title, tests = EXERCISES[exercise_id]
+    title, tests, _ = EXERCISES[exercise_id]
     failures = []
     for test in tests:
         name = (test.__doc__ or test.__name__).strip().splitlines()[0]

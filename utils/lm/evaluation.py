@@ -1,21 +1,37 @@
-"""Evaluation: greedy accuracy, unbiased pass@k, maj@k, per-level tables and per-step correctness.
+"""The one evaluator: greedy accuracy and sampled pass@k / maj@k over problems, averaged over orderings.
+
+:func:`evaluate` scores completions with :func:`utils.world.score`; :func:`evaluate_skills` does it for several named
+skills in one call; :func:`compare` puts a paired bootstrap interval on the difference of two evaluations.
 
 pass@k (Chen et al. 2021): with ``n`` samples of which ``c`` are correct, the probability that at
 least one of ``k`` samples drawn without replacement is correct is ``1 - C(n-c, k) / C(n, k)``.
 Averaging this over problems is unbiased, unlike "fraction of problems solved within the first k".
+
+Order-averaged evaluation: a Countdown problem is a multiset of numbers, but its prompt lists them in one
+order, and a small model's accuracy on the same problems moves by several points between orderings. With
+``orders=k`` every problem is asked in up to ``k`` orderings (:func:`utils.world.reorderings`) and its
+per-problem accuracy is the mean over them: the same expected accuracy, with the ordering's noise averaged out.
+Shapes: ``P`` problems, ``O`` orderings (the most any problem has; fewer for repeated numbers, 1 for families
+without an order), ``n`` samples per ordering.
 """
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 from math import comb
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..world import Problem, get_family, label_steps, parse_completion, score
-from .generation import generate_texts
+from ..stats import Interval, paired_bootstrap
+from ..world import Problem, get_family, label_steps, parse_completion, reorderings, score
+from .generation import build_prompts, sample
+from .samples import Samples
+
+#: ``decode(problems, max_new_tokens, batch_size) -> one greedy completion per problem``: a decoder for models
+#: that :func:`utils.lm.generation.sample` cannot drive (``functools.partial(utils.sft.peft.greedy_texts, model, tok)``).
+Decoder = Callable[[list[Problem], int, int], list[str]]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -70,17 +86,43 @@ def step_stats(problem: Problem, completion: str) -> dict[str, float] | None:
             "reachable": reachable}
 
 
+def _by_problem(flat: Sequence, counts: Sequence[int]) -> list[list]:
+    """Split a flat list (problem-major) into one list per problem of ``counts[i]`` items."""
+    out, at = [], 0
+    for c in counts:
+        out.append(list(flat[at : at + c]))
+        at += c
+    return out
+
+
+def _padded(rows: Sequence[np.ndarray], width: int, tail: tuple[int, ...] = ()) -> np.ndarray:
+    """``[P, width, *tail]`` float array of per-problem ``[O_p, *tail]`` rows, NaN beyond each row's ``O_p``."""
+    out = np.full((len(rows), width, *tail), np.nan)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
 @dataclass
 class EvalResult:
-    """What :func:`evaluate` measured.
+    """What :func:`evaluate` measured; every per-problem number is a mean over the problem's orderings.
 
     Attributes:
-        problems: the evaluated problems.
-        greedy: ``[P]`` 0/1 correctness of the greedy completion (empty if not run).
-        greedy_texts: the greedy completions.
-        samples: ``[P, n]`` 0/1 correctness of sampled completions (empty if ``n == 0``).
-        sample_texts: ``P`` lists of ``n`` sampled completions.
+        problems: the ``P`` evaluated problems (as given: the first ordering of each).
+        greedy: ``[P]`` accuracy of the greedy completions, averaged over orderings (0/1 with one ordering;
+            empty if not run).
+        greedy_texts: ``P`` greedy completions of the first ordering.
+        samples: ``[P, n]`` correctness of sample ``j``, averaged over orderings (``samples.mean(1)`` is each
+            problem's pass@1; empty ``[P, 0]`` if ``n == 0``).
+        sample_texts: ``P`` lists of ``n`` sampled completions of the first ordering.
         ks: the k values reported.
+        orderings: ``P`` lists of the ``O_p`` orderings asked (``orderings[i][0] == problems[i]``).
+        greedy_orders: ``[P, O]`` 0/1 greedy correctness per ordering, NaN beyond ``O_p``.
+        greedy_order_texts: ``P`` lists of ``O_p`` greedy completions.
+        sample_orders: ``[P, O, n]`` 0/1 correctness per ordering and sample, NaN beyond ``O_p``.
+        sample_order_texts: ``P`` lists of ``O_p`` lists of ``n`` sampled completions.
+        sampled: the raw sampled rollouts (token ids, log-probs), rows ordered by problem, ordering, sample;
+            ``None`` without sampling and in a :meth:`select`-ed part.
     """
 
     problems: list[Problem]
@@ -89,16 +131,76 @@ class EvalResult:
     samples: np.ndarray
     sample_texts: list[list[str]]
     ks: tuple[int, ...] = (1, 4, 16)
-    rows: list[dict] = field(default_factory=list)
+    orderings: list[list[Problem]] = field(default_factory=list)
+    greedy_orders: np.ndarray | None = None
+    greedy_order_texts: list[list[str]] = field(default_factory=list)
+    sample_orders: np.ndarray | None = None
+    sample_order_texts: list[list[list[str]]] = field(default_factory=list)
+    sampled: Samples | None = None
+
+    def __post_init__(self) -> None:
+        # built by hand from one ordering per problem: the per-ordering views are the plain ones
+        if not self.orderings:
+            self.orderings = [[p] for p in self.problems]
+        if self.greedy_orders is None:
+            self.greedy_orders = np.asarray(self.greedy, dtype=float).reshape(len(self.greedy), 1)
+            self.greedy_order_texts = [[t] for t in self.greedy_texts]
+        if self.sample_orders is None:
+            self.sample_orders = np.asarray(self.samples, dtype=float)[:, None, :]
+            self.sample_order_texts = [[ts] for ts in self.sample_texts]
+
+    @property
+    def n_orders(self) -> np.ndarray:
+        """``[P]`` number of orderings each problem was asked in."""
+        return np.array([len(qs) for qs in self.orderings], dtype=int)
+
+    def scores(self, metric: str = "greedy") -> np.ndarray:
+        """``[P]`` per-problem numbers: ``"greedy"`` accuracy or sampled ``"pass@1"``, averaged over orderings."""
+        if metric == "greedy":
+            if not len(self.greedy) and len(self.problems):
+                raise ValueError("this evaluation ran no greedy decoding")
+            return np.asarray(self.greedy, dtype=float)
+        if metric == "pass@1":
+            if not self.samples.size and len(self.problems):
+                raise ValueError("this evaluation drew no samples")
+            return self.samples.mean(1) if self.samples.size else np.zeros(0)
+        raise ValueError(f"metric must be 'greedy' or 'pass@1', got {metric!r}")
+
+    @property
+    def accuracy(self) -> float:
+        """Mean greedy accuracy, or mean pass@1 for an evaluation without greedy decoding (``nan`` if empty)."""
+        v = self.scores("greedy" if len(self.greedy) or not self.samples.size else "pass@1")
+        return float(v.mean()) if len(v) else float("nan")
+
+    def select(self, idx: Sequence[int]) -> "EvalResult":
+        """The evaluation restricted to the problems at ``idx`` (without :attr:`sampled`)."""
+        idx = list(idx)
+        pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
+        g = self.greedy[idx] if len(self.greedy) else self.greedy
+        return EvalResult(pick(self.problems), g, pick(self.greedy_texts) if self.greedy_texts else [],
+                          self.samples[idx], pick(self.sample_texts) if self.sample_texts else [], self.ks,
+                          pick(self.orderings), self.greedy_orders[idx], pick(self.greedy_order_texts) if self.greedy_order_texts else [],
+                          self.sample_orders[idx], pick(self.sample_order_texts) if self.sample_order_texts else [])
+
+    def _pass_at_problem(self, i: int, k: int) -> float:
+        n = self.samples.shape[1]
+        return float(np.mean([pass_at_k(n, int(self.sample_orders[i, o].sum()), k) for o in range(self.n_orders[i])]))
+
+    def _maj_at_problem(self, i: int, k: int) -> float:
+        return float(np.mean([
+            maj_at_k([parse_completion(t).answer for t in texts], list(self.sample_orders[i, o].astype(bool)), k)
+            for o, texts in enumerate(self.sample_order_texts[i])]))
 
     def pass_at(self, k: int, mask: np.ndarray | None = None) -> float:
-        """Mean unbiased pass@k over problems (optionally a boolean mask over problems)."""
+        """Mean unbiased pass@k over problems (each averaged over its orderings; optionally a boolean mask)."""
         idx = np.arange(len(self.problems)) if mask is None else np.flatnonzero(mask)
-        n = self.samples.shape[1]
-        return float(np.mean([pass_at_k(n, int(self.samples[i].sum()), k) for i in idx])) if len(idx) else float("nan")
+        return float(np.mean([self._pass_at_problem(i, k) for i in idx])) if len(idx) else float("nan")
 
     def table(self) -> list[dict]:
-        """One row per (family, level): greedy accuracy, format rate, pass@k, maj@k, step validity."""
+        """One row per (family, level): greedy accuracy, format rate, pass@k, maj@k, step validity.
+
+        Format and step statistics are over the greedy completions of every ordering.
+        """
         rows = []
         keys = sorted({(p.family, p.level) for p in self.problems})
         for fam, lvl in keys:
@@ -106,9 +208,10 @@ class EvalResult:
             idx = np.flatnonzero(m)
             row: dict = {"family": fam, "level": lvl, "n": int(m.sum())}
             if len(self.greedy):
+                pairs = [(q, t) for i in idx for q, t in zip(self.orderings[i], self.greedy_order_texts[i])]
                 row["greedy"] = float(self.greedy[m].mean())
-                row["format"] = float(np.mean([parse_completion(self.greedy_texts[i]).well_formed for i in idx]))
-                steps = [step_stats(self.problems[i], self.greedy_texts[i]) for i in idx]
+                row["format"] = float(np.mean([parse_completion(t).well_formed for _, t in pairs]))
+                steps = [step_stats(q, t) for q, t in pairs]
                 steps = [s for s in steps if s is not None]
                 if steps:
                     row["step_valid"] = float(np.mean([s["valid"] for s in steps]))
@@ -121,9 +224,7 @@ class EvalResult:
                         row[f"pass@{k}"] = self.pass_at(k, m)
                 for k in self.ks:
                     if 1 < k <= n:
-                        row[f"maj@{k}"] = float(np.mean([
-                            maj_at_k([parse_completion(t).answer for t in self.sample_texts[i]], list(self.samples[i].astype(bool)), k)
-                            for i in idx]))
+                        row[f"maj@{k}"] = float(np.mean([self._maj_at_problem(i, k) for i in idx]))
             rows.append(row)
         return rows
 
@@ -140,20 +241,72 @@ def evaluate(
     ks: Sequence[int] = (1, 4, 16),
     seed: int = 0,
     progress: bool = True,
+    orders: int = 1,
+    decode: Decoder | None = None,
 ) -> EvalResult:
-    """Greedy and/or sampled evaluation of ``model`` on ``problems`` (scores with :func:`utils.world.score`)."""
+    """Greedy and/or sampled evaluation of ``model`` on ``problems``, each asked in up to ``orders`` orderings.
+
+    All orderings of all problems go through one generation call (greedy, then ``n_samples`` samples at
+    ``temperature`` per ordering, seeded by ``seed``). ``decode`` replaces the greedy decoder (see
+    :data:`Decoder`; sampling then is refused). ``orders=1`` asks each problem as given.
+    """
     problems = list(problems)
-    g_texts: list[str] = []
+    orderings = [reorderings(p, orders) for p in problems]
+    counts = [len(qs) for qs in orderings]
+    flat = [q for qs in orderings for q in qs]
+    width = max(counts, default=1)
+    g_texts: list[list[str]] = []
+    g_orders = np.zeros((len(problems), width))
     g = np.zeros(0)
-    if greedy:
-        g_texts = [t[0] for t in generate_texts(model, tok, problems, 1, 0.0, max_new_tokens, batch_size, seed, progress)]
-        g = np.array([score(p, t) for p, t in zip(problems, g_texts)])
-    s_texts: list[list[str]] = []
-    s = np.zeros((len(problems), 0))
-    if n_samples:
-        s_texts = generate_texts(model, tok, problems, n_samples, temperature, max_new_tokens, batch_size, seed, progress)
-        s = np.array([[score(p, t) for t in ts] for p, ts in zip(problems, s_texts)])
-    return EvalResult(problems, g, g_texts, s, s_texts, tuple(ks))
+    if greedy and problems:
+        if decode is not None:
+            texts = decode(flat, max_new_tokens, batch_size)
+        else:
+            texts = sample(model, tok, build_prompts(tok, flat), n=1, max_new_tokens=max_new_tokens, temperature=0.0,
+                           batch_size=batch_size, seed=seed, progress=progress).texts
+        g_texts = _by_problem(texts, counts)
+        g_orders = _padded([np.array([score(q, t) for q, t in zip(qs, ts)]) for qs, ts in zip(orderings, g_texts)], width)
+        g = np.nanmean(g_orders, axis=1)
+    s_texts: list[list[list[str]]] = []
+    s_orders = np.zeros((len(problems), width, 0))
+    s_raw = None
+    if n_samples and problems:
+        if decode is not None:
+            raise ValueError("decode= replaces greedy decoding only; sampled evaluation needs a model sample() drives")
+        s_raw = sample(model, tok, build_prompts(tok, flat), n=n_samples, max_new_tokens=max_new_tokens,
+                       temperature=temperature, batch_size=batch_size, seed=seed, progress=progress)
+        per_order = _by_problem([s_raw.texts[j * n_samples : (j + 1) * n_samples] for j in range(len(flat))], counts)
+        s_texts = per_order
+        s_orders = _padded([np.array([[score(q, t) for t in ts] for q, ts in zip(qs, tss)])
+                            for qs, tss in zip(orderings, per_order)], width, (n_samples,))
+    s = np.nanmean(s_orders, axis=1) if s_orders.size else np.zeros((len(problems), 0))
+    return EvalResult(problems, g, [ts[0] for ts in g_texts], s, [tss[0] for tss in s_texts], tuple(ks),
+                      orderings, g_orders if len(g) else np.zeros((len(problems), 0)), g_texts, s_orders, s_texts, s_raw)
+
+
+def evaluate_skills(
+    model: PreTrainedModel, tok: PreTrainedTokenizerBase, skills: Mapping[str, Sequence[Problem]], **kwargs
+) -> dict[str, EvalResult]:
+    """:func:`evaluate` every named skill's problems (e.g. ``{"countdown-3": test}``) in one call; one result per
+    skill (``result[name].accuracy``: greedy accuracy, or pass@1 with ``greedy=False``). ``kwargs`` go to
+    :func:`evaluate`."""
+    names = list(skills)
+    res = evaluate(model, tok, [p for s in names for p in skills[s]], **kwargs)
+    out, at = {}, 0
+    for s in names:
+        n = len(skills[s])
+        out[s] = res.select(range(at, at + n))
+        at += n
+    return out
+
+
+def compare(a: EvalResult, b: EvalResult, metric: str = "greedy", n_boot: int = 2000, level: float = 0.95,
+            seed: int = 0) -> Interval:
+    """Paired bootstrap interval of ``mean(a - b)`` over problems of per-problem ``metric`` (``"greedy"`` or
+    ``"pass@1"``, see :meth:`EvalResult.scores`); the two evaluations must be of the same problems, in order."""
+    if a.problems != b.problems:
+        raise ValueError(f"compare() needs the same problems in the same order ({len(a.problems)} vs {len(b.problems)})")
+    return paired_bootstrap(a.scores(metric), b.scores(metric), n_boot=n_boot, level=level, seed=seed)
 
 
 def format_table(rows: list[dict], digits: int = 2) -> str:

@@ -11,7 +11,7 @@ Three decoding paths compute the same function:
 * **plain** (:func:`_sample_batch`): a growing (dynamic) KV cache, one eager forward per token. Simple, runs
   everywhere, and on a GPU it is *launch-bound*: a 135M model issues several hundred small kernels per token,
   so the GPU idles while Python queues them. This is the readable reference.
-* **fast** (:func:`_sample_batch_static`): a *static* KV cache of fixed shape ``[B, heads, L, d]``
+* **fast** (:func:`sample_batch_static`): a *static* KV cache of fixed shape ``[B, heads, L, d]``
   (``L >= P + T_max``) and a fixed 4-D attention mask, so that every decoding step has the same shapes and
   memory addresses; on CUDA the step is recorded once per call as a **CUDA graph** and replayed (one launch per
   token instead of hundreds), and the loop asks whether every row is done only every :data:`CHECK_EVERY` steps,
@@ -28,7 +28,8 @@ Three decoding paths compute the same function:
   step of every call before it is used.
 
 The sampling decision itself (:func:`_choose`: argmax, or temperature, top-p and ``torch.multinomial``) stays
-eager and outside the graph in every path, so all paths draw the same random numbers.
+eager and outside the graph in every path, so all paths draw the same random numbers; it is also where a row stops,
+at the end-of-text token or at a token of ``sample(..., stop=...)``'s stop strings (:func:`stop_token_ids`).
 
 ``sample(..., fast=None, compiled=None)`` picks fast on CUDA for plain ``transformers`` models; the compiled
 step is opt-in (``COURSE_COMPILE_GENERATION=1`` or ``compiled=True``): measured on the H200 it is the fastest
@@ -59,6 +60,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, StaticCache
 from ..numerics import rel_error
 from ..world import Problem
 from .batches import default_system
+from .compute import Ledger, charge
 from .logprobs import gather_logprobs
 from .samples import Samples
 
@@ -78,6 +80,25 @@ def build_prompts(
         msgs = p.messages(system=system or None)[:-1]  # drop the reference answer
         out.append(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
     return out
+
+
+_STOP_IDS: "weakref.WeakKeyDictionary[PreTrainedTokenizerBase, dict[tuple[str, ...], list[int]]]" = weakref.WeakKeyDictionary()
+
+
+def stop_token_ids(tok: PreTrainedTokenizerBase, stop: Sequence[str]) -> list[int]:
+    """The ids of every vocabulary token whose decoded text contains one of the ``stop`` strings (sorted; cached per
+    tokenizer). For the tiny model's tokenizer ``stop=[","]`` gives exactly the id of ``","``; for a BPE vocabulary
+    it also gives merged tokens such as ``",\\n"``. Empty strings are refused (they would stop at every token)."""
+    key = tuple(sorted(set(stop)))
+    if not key:
+        return []
+    if any(not isinstance(s, str) or not s for s in key):
+        raise ValueError(f"stop strings must be non-empty strings, got {list(stop)!r}")
+    cache = _STOP_IDS.setdefault(tok, {})
+    if key not in cache:
+        pieces = tok.batch_decode([[i] for i in range(len(tok))])
+        cache[key] = [i for i, piece in enumerate(pieces) if any(s in piece for s in key)]
+    return cache[key]
 
 
 def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -189,7 +210,9 @@ def _choose(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One decoding decision for ``B`` rows: ``logits [B, V]`` -> token ``[B]``, its log-prob ``[B]``, new done ``[B]``.
 
-    Rows already done emit ``pad_id`` with log-prob 0. Shared by both paths, so they agree token for token.
+    Rows already done emit ``pad_id`` with log-prob 0. A row is done once it emits a token of ``stop`` (end of text,
+    pad, and the tokens of ``sample``'s stop strings); every row draws its random number each step, done or not, so
+    stopping a row early never shifts another row's draws. Shared by every path, so they agree token for token.
     """
     if temperature == 0:
         tok = logits.argmax(-1)
@@ -349,7 +372,7 @@ CHECK_EVERY = 8    # CUDA fast path: ask "all rows done?" every 8 steps (see _de
 
 
 @torch.no_grad()
-def _sample_batch_static(
+def sample_batch_static(
     model: PreTrainedModel,
     prompt_ids: torch.Tensor,
     prompt_mask: torch.Tensor,
@@ -469,10 +492,21 @@ def sample(
     progress: bool = False,
     fast: bool | None = None,
     compiled: bool | None = None,
+    stop: Sequence[str] | None = None,
+    ledger: Ledger | None = None,
 ) -> Samples:
     """Sample ``n`` completions for each prompt (``temperature=0`` is greedy decoding).
 
     Sequences are ordered prompt-major: rows ``i*n ... i*n+n-1`` belong to ``prompts[i]``.
+    ``stop``: strings that end a row besides the end-of-text token (e.g. :data:`utils.world.SEPARATORS`'
+    characters, ``"</think>"``): a row finishes at the first token whose decoded text contains one of them
+    (:func:`stop_token_ids`); that token is kept and covered by the mask. Stopping is decided per token, after the
+    same random draw the unstopped sampler makes, so under one seed each row is exactly the unstopped row's prefix
+    up to its first stop token, with the same log-probs. Exact for the tiny model's character tokenizer (every
+    character and every format tag is one token). For a BPE tokenizer it is guaranteed that a row ends at its
+    first token containing a stop string (a token such as ``",\\n"`` ends it too, so the text may run past the
+    stop string to the end of that token); a stop string split across several tokens is not detected.
+    ``ledger``: add the tokens generated (kept ones), the prompt tokens prefilled and one call per batch.
     ``fast``: decode on a static KV cache (a CUDA graph on GPUs); ``None`` = :func:`fast_generation_default`.
     ``compiled``: on the fast path, ``torch.compile`` the decode step before recording it; ``None`` = where
     :func:`compile_generation_default` allows it, from the second call of a shape on. Left to the defaults, a
@@ -484,7 +518,8 @@ def sample(
         raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
     device = next(model.parameters()).device
     expanded = [p for p in prompts for _ in range(n)]
-    stop_ids = sorted({tok.eos_token_id} | ({tok.pad_token_id} if tok.pad_token_id is not None else set()))
+    stop_ids = sorted({tok.eos_token_id} | ({tok.pad_token_id} if tok.pad_token_id is not None else set())
+                      | set(stop_token_ids(tok, stop or ())))
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     gen = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
     was_training = model.training
@@ -496,17 +531,21 @@ def sample(
     use_fast = fast_generation_default(model) if fast is None else fast
     use_compile = use_fast and (compile_generation_default(model) if compiled is None else compiled)
     by_use = compiled is None and os.environ.get("COURSE_COMPILE_GENERATION") is None  # compile repeated shapes only
-    for s in tqdm(starts, desc="sampling", disable=not progress or len(starts) < 2, leave=False):
-        enc = tok(expanded[s : s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-        args = (model, enc["input_ids"], enc["attention_mask"], max_new_tokens, temperature, top_p, stop_ids, pad_id, gen)
-        comp = use_compile and model not in _COMPILE_FAILED
-        if comp and by_use:
-            comp = _worth_compiling(model, *enc["input_ids"].shape, max_new_tokens)
-        ids, cmask, logp = _decode(*args, fast=use_fast and model not in _FAST_FAILED, explicit=fast is True,
-                                   compiled=comp, compile_explicit=compiled is True)
-        chunks.append((enc["input_ids"], enc["attention_mask"], ids, cmask, logp))
-    tok.padding_side = side
-    model.train(was_training)
+    try:
+        for s in tqdm(starts, desc="sampling", disable=not progress or len(starts) < 2, leave=False):
+            enc = tok(expanded[s : s + batch_size], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            args = (model, enc["input_ids"], enc["attention_mask"], max_new_tokens, temperature, top_p, stop_ids, pad_id, gen)
+            comp = use_compile and model not in _COMPILE_FAILED
+            if comp and by_use:
+                comp = _worth_compiling(model, *enc["input_ids"].shape, max_new_tokens)
+            ids, cmask, logp = _decode(*args, fast=use_fast and model not in _FAST_FAILED, explicit=fast is True,
+                                       compiled=comp, compile_explicit=compiled is True)
+            chunks.append((enc["input_ids"], enc["attention_mask"], ids, cmask, logp))
+            if ledger is not None:  # counting waits for the device: only when asked
+                charge(ledger, tokens_generated=int(cmask.sum()), tokens_prefilled=int(enc["attention_mask"].sum()), model_calls=1)
+    finally:  # an interrupted or failed call leaves the caller's tokenizer as it was
+        tok.padding_side = side
+        model.train(was_training)
 
     def cat(i: int, pad_value: int, left: bool) -> torch.Tensor:
         width = max(c[i].shape[1] for c in chunks)
@@ -535,7 +574,7 @@ def _decode(
     state = gen.get_state() if isinstance(gen, torch.Generator) else None
     if compiled:
         try:
-            return _sample_batch_static(*args, compiled=True)  # type: ignore[arg-type]
+            return sample_batch_static(*args, compiled=True)  # type: ignore[arg-type]
         except Exception as err:  # noqa: BLE001 - tracing, compiling, recording or the eager check failed
             if compile_explicit:
                 raise
@@ -545,7 +584,7 @@ def _decode(
             if state is not None:
                 gen.set_state(state)  # type: ignore[union-attr]
     try:
-        return _sample_batch_static(*args)  # type: ignore[arg-type]
+        return sample_batch_static(*args)  # type: ignore[arg-type]
     except Exception as err:  # noqa: BLE001 - any failure to build/capture the static path
         if explicit:
             raise

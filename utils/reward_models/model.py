@@ -11,10 +11,12 @@ from typing import Any, Sequence
 import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
 
+from ..lm.batches import sft_batch
 from ..lm.generation import build_prompts
+from ..lm.logprobs import sequence_logprobs
 from ..lm.models import resolve
-from ..world import Problem
-from ..world.rewards import completion_text
+from ..sft.data import conversation
+from ..world import Problem, completion_text
 
 
 def load_reward_model(
@@ -86,31 +88,13 @@ def ensemble_scores(
     return torch.stack([score_completions(m, tok, problems, completions, batch_size) for m in models])
 
 
-@torch.no_grad()
-def sequence_logprobs(
-    model: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: Sequence[Problem], completions: Sequence[Any],
-    batch_size: int = 16,
-) -> torch.Tensor:
-    """``[B]`` ``log pi(y_i | x_i)`` of a causal LM: the summed log-probabilities of completion ``i``'s tokens
-    (its assistant turn, end token included) after problem ``i``'s chat prompt (on the CPU)."""
-    from ..lm.batches import sft_batch
-    from ..lm.logprobs import sequence_nll
-    from ..sft.data import conversation
-
+def completion_batch(tok: PreTrainedTokenizerBase, problems: Sequence[Problem], completions: Sequence[Any]) -> dict[str, torch.Tensor]:
+    """The chat batch whose labels are completion ``i``'s assistant turn (end token included) after problem ``i``'s
+    chat prompt: ``input_ids``/``attention_mask``/``labels`` ``[B, L]``, right-padded, the layout
+    :func:`utils.lm.logprobs.sequence_logprobs` reads for ``log pi(y_i | x_i)``."""
     if len(problems) != len(completions):
         raise ValueError(f"{len(problems)} problems but {len(completions)} completions")
-    device = next(model.parameters()).device
-    was = model.training
-    model.eval()
-    out = []
-    for s in range(0, len(problems), batch_size):
-        convs = [conversation(p, completion_text(c)) for p, c in zip(problems[s : s + batch_size], completions[s : s + batch_size])]
-        batch = sft_batch(tok, convs, system=True)
-        logits = model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)).logits.float()
-        nll, _ = sequence_nll(logits, batch["labels"].to(device))
-        out.append(-nll.cpu())
-    model.train(was)
-    return torch.cat(out) if out else torch.zeros(0)
+    return sft_batch(tok, [conversation(p, completion_text(c)) for p, c in zip(problems, completions)], system=True)
 
 
 def implicit_reward(logps: torch.Tensor, ref_logps: torch.Tensor, beta: float) -> torch.Tensor:
@@ -127,5 +111,16 @@ def implicit_rewards(
 ) -> torch.Tensor:
     """``[B]`` DPO's implicit reward ``beta * (log pi(y|x) - log pi_ref(y|x))`` (Rafailov et al. 2023, survey §3.1.2):
     defined up to ``beta * log Z(x)``, a constant per prompt, which cancels in every comparison."""
-    return implicit_reward(sequence_logprobs(policy, tok, problems, completions, batch_size),
-                           sequence_logprobs(ref, tok, problems, completions, batch_size), beta)
+    batch = completion_batch(tok, problems, completions)
+    with torch.no_grad():
+        logps, ref_logps = (_measured(m, batch, batch_size) for m in (policy, ref))
+    return implicit_reward(logps, ref_logps, beta).cpu()
+
+
+def _measured(model: PreTrainedModel, batch: dict[str, torch.Tensor], batch_size: int) -> torch.Tensor:
+    """``[B]`` sequence log-probs of ``batch`` with ``model`` in eval mode (its mode restored)."""
+    was = model.training
+    model.eval()
+    lp = sequence_logprobs(model, batch, batch_size)[0]
+    model.train(was)
+    return lp

@@ -12,15 +12,14 @@ linear layer ``score: hidden -> 1``), trained with binary cross-entropy instead 
     hard label = any rollout reaches a correct answer, soft label = the fraction that does.
 
 * Aggregating a PRM's step probabilities into one score: ``min``, ``last``, ``product``, ``mean``.
-* :func:`course_orm` / :func:`course_prm` - load chapter 06's models from ``P.model_dir("orm-06")`` /
-  ``P.model_dir("prm-06")`` (``"prm-mc-06"`` for the Monte-Carlo labels), or train them with :data:`RECIPE`.
+* :func:`course_orm` / :func:`course_prm` - load chapter 06's models from ``profile.model_dir("orm-06")`` /
+  ``profile.model_dir("prm-06")`` (``"prm-mc-06"`` for the Monte-Carlo labels), or train them with :data:`RECIPE`.
 
 Shapes: ``B`` completions, ``L`` tokens, ``S`` step boundaries (padded per batch).
 """
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -30,41 +29,14 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..lm.generation import build_prompts, generate_texts, sample
+from ..lm.models import save_model
 from ..runtime import Profile
-from ..world import Problem, sample_problems, score
-from ..world.rewards import completion_text, process_rewards
+from ..world import MAX_STEPS, SEPARATORS, Problem, completion_text, sample_problems, score, step_boundaries
+from ..world.rewards import process_rewards
 from .model import encode, load_reward_model, rewards_of, rm_texts, score_completions
 from .train import train_on_indices
 
-#: the step separators of :func:`utils.world.split_steps`, and the cap of the Countdown step labeller
-SEPARATORS = ",\n;"
-MAX_STEPS = 32
 AGGREGATIONS = ("min", "last", "product", "mean")
-
-
-# ---------------------------------------------------------------------------------------------- step boundaries
-def step_boundaries(completion: Any) -> list[int]:
-    """Character positions (in the completion) where each reasoning step ends: its separator, or ``</think>``.
-
-    One position per step that :func:`utils.world.label_steps` labels (blank segments skipped, at most
-    :data:`MAX_STEPS`), so ``len(step_boundaries(c)) == len(process_rewards(p, c))`` for Countdown. No think
-    block (or no ``</think>``): ``[]``. Never raises.
-    """
-    text = completion_text(completion)
-    start = text.find("<think>")
-    if start < 0:
-        return []
-    start += len("<think>")
-    end = text.find("</think>", start)
-    if end < 0:
-        return []
-    out, seg_start = [], start
-    for m in list(re.finditer(f"[{re.escape(SEPARATORS)}]", text[start:end])) + [None]:
-        pos = end if m is None else start + m.start()
-        if text[seg_start:pos].strip():
-            out.append(pos)
-        seg_start = pos + 1
-    return out[:MAX_STEPS]
 
 
 def _token_index(offsets: list[tuple[int, int]], char: int) -> int:
@@ -250,22 +222,6 @@ def orm_scores(model: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: S
     return s.sigmoid()[torch.tensor(where, dtype=torch.long)] if where else torch.zeros(0)
 
 
-def roc_auc(scores: Sequence[float], labels: Sequence[float]) -> float:
-    """Area under the ROC curve: the chance that a random positive (label > 0.5) scores above a random negative,
-    ties counting one half (the Mann-Whitney statistic, from average ranks: O(n log n)). ``nan`` without both."""
-    import numpy as np
-
-    s, y = np.asarray(scores, dtype=float), np.asarray(labels, dtype=float) > 0.5
-    if s.shape != y.shape:
-        raise ValueError(f"{s.shape[0] if s.ndim else 0} scores but {y.shape[0] if y.ndim else 0} labels")
-    n1, n0 = int(y.sum()), int((~y).sum())
-    if not n1 or not n0:
-        return float("nan")
-    _, inv, counts = np.unique(s, return_inverse=True, return_counts=True)
-    ranks = (np.cumsum(counts) - counts + (counts + 1) / 2)[inv]      # 1-based average ranks
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
 # ---------------------------------------------------------------------------------------------- labels
 def exact_step_labels(problems: Sequence[Problem], completions: Sequence[Any]) -> list[list[float]]:
     """The solver's per-step labels (``process_rewards``): 1 = valid and the target still reachable."""
@@ -321,7 +277,8 @@ def mc_step_labels(policy: PreTrainedModel, tok: PreTrainedTokenizerBase, proble
 
 
 # ---------------------------------------------------------------------------------------------- the chapter's recipe
-#: chapter 06's recipe per profile: training problems per level, samples per problem, MC rollouts per step, steps
+#: chapter 06's recipe per profile (read by :meth:`utils.runtime.Profile.recipe`): training problems per level,
+#: samples per problem, MC rollouts per step, steps
 RECIPE = {
     "smoke": {"levels": (3, 4), "problems": 8, "samples": 2, "k": 2, "steps": 3, "batch_size": 8, "lr": 2e-3, "max_new_tokens": 48},
     "cpu": {"levels": (3, 4), "problems": 40, "samples": 4, "k": 4, "steps": 100, "batch_size": 16, "lr": 2e-3, "max_new_tokens": 64},
@@ -329,14 +286,10 @@ RECIPE = {
 }
 
 
-def recipe(P: Profile) -> dict[str, Any]:
-    """:data:`RECIPE` for a profile (a gpu dry run takes the smoke sizes)."""
-    return dict(RECIPE["smoke" if P.extra.get("dry_run") else P.name])
-
-
 @dataclass
 class TrainingData:
-    """Sampled policy completions on training problems, with their outcome and step labels."""
+    """Sampled policy completions on training problems, with their outcome and step labels: ``problems`` holds one
+    problem per completion (row ``i``'s)."""
 
     problems: list[Problem]
     completions: list[str]
@@ -345,11 +298,11 @@ class TrainingData:
     mc: MCLabels | None = None
 
 
-def training_data(policy: PreTrainedModel, tok: PreTrainedTokenizerBase, P: Profile, with_mc: bool = True,
+def training_data(policy: PreTrainedModel, tok: PreTrainedTokenizerBase, profile: Profile, with_mc: bool = True,
                   seed: int = 0) -> TrainingData:
     """The recipe's data: ``samples`` completions (T = 1) of the policy per training problem of each level, scored,
     labelled exactly and (``with_mc``) by Monte-Carlo rollouts."""
-    r = recipe(P)
+    r = profile.recipe(RECIPE)
     probs = [p for lvl in r["levels"] for p in sample_problems("countdown", lvl, r["problems"], split="train", seed=seed)]
     texts = generate_texts(policy, tok, probs, r["samples"], 1.0, r["max_new_tokens"], seed=seed)
     problems = [p for p, ts in zip(probs, texts) for _ in ts]
@@ -361,45 +314,38 @@ def training_data(policy: PreTrainedModel, tok: PreTrainedTokenizerBase, P: Prof
     return data
 
 
-def _load_or_train(P: Profile, name: str, train: Callable[[PreTrainedModel, PreTrainedTokenizerBase, TrainingData], Any],
+def _load_or_train(profile: Profile, name: str, train: Callable[[PreTrainedModel, PreTrainedTokenizerBase, TrainingData], Any],
                    with_mc: bool, seed: int) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    folder: Path = P.model_dir(name)
+    folder: Path = profile.model_dir(name)
     if (folder / "config.json").exists():
-        return load_reward_model(str(folder), device=P.device, seed=seed)
+        return load_reward_model(str(folder), device=profile.device, seed=seed)
     from ..lm.models import load_model
 
-    policy, ptok = load_model("tiny-sft", device=P.device)
-    data = training_data(policy, ptok, P, with_mc=with_mc, seed=seed)
-    model, tok = load_reward_model("tiny-sft", device=P.device, seed=seed)
+    policy, ptok = load_model("tiny-sft", device=profile.device)
+    data = training_data(policy, ptok, profile, with_mc=with_mc, seed=seed)
+    model, tok = load_reward_model("tiny-sft", device=profile.device, seed=seed)
     train(model, tok, data)
-    save(model, tok, folder)
+    save_model(model, tok, folder)
     return model, tok
 
 
-def save(model: PreTrainedModel, tok: PreTrainedTokenizerBase, folder: Path) -> None:
-    """``save_pretrained`` the model and its tokenizer into ``folder`` (created)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
-
-
-def course_orm(P: Profile, name: str = "orm-06", seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Chapter 06's ORM: loaded from ``P.model_dir(name)``, else trained with :data:`RECIPE` and saved there."""
-    r = recipe(P)
-    return _load_or_train(P, name, lambda m, t, d: train_orm(m, t, d.problems, d.completions, d.correct, r["steps"],
+def course_orm(profile: Profile, name: str = "orm-06", seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Chapter 06's ORM: loaded from ``profile.model_dir(name)``, else trained with :data:`RECIPE` and saved there."""
+    r = profile.recipe(RECIPE)
+    return _load_or_train(profile, name, lambda m, t, d: train_orm(m, t, d.problems, d.completions, d.correct, r["steps"],
                                                              r["batch_size"], r["lr"], seed=seed),
                           with_mc=False, seed=seed)
 
 
-def course_prm(P: Profile, labels: str = "exact", seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def course_prm(profile: Profile, labels: str = "exact", seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Chapter 06's PRM trained on ``labels="exact"`` (``prm-06``) or Monte-Carlo hard labels (``"mc"``,
     ``prm-mc-06``): loaded if saved in this profile, else trained with :data:`RECIPE` and saved."""
     if labels not in ("exact", "mc"):
         raise ValueError(f"labels must be 'exact' or 'mc', got {labels!r}")
-    r = recipe(P)
+    r = profile.recipe(RECIPE)
 
     def train(m: PreTrainedModel, t: PreTrainedTokenizerBase, d: TrainingData) -> Any:
         lab = d.exact if labels == "exact" else d.mc.hard  # type: ignore[union-attr]
         return train_prm(m, t, d.problems, d.completions, lab, r["steps"], r["batch_size"], r["lr"], seed=seed)
 
-    return _load_or_train(P, "prm-06" if labels == "exact" else "prm-mc-06", train, with_mc=labels == "mc", seed=seed)
+    return _load_or_train(profile, "prm-06" if labels == "exact" else "prm-mc-06", train, with_mc=labels == "mc", seed=seed)

@@ -2,7 +2,7 @@
 shared reward model.
 
 :func:`course_reward_model` is how chapters 07-08 get chapter 05's reward model: it loads
-``P.model_dir("rm-05")`` when chapter 05 saved one in this profile, else trains one with :data:`RECIPE`
+``profile.model_dir("rm-05")`` when chapter 05 saved one in this profile, else trains one with :data:`RECIPE`
 (under a minute for the tiny model on one CPU thread), so every notebook also runs on its own.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from ..lm.models import save_model
 from ..lm.training import checkpointed, cosine_schedule
 from ..runtime import Profile
 from ..world import Problem, sample_problems
@@ -201,113 +202,37 @@ def margin_accuracy(margins: torch.Tensor, pairs: Sequence[PreferencePair], trut
     return float(((margins * t.sign())[keep] > 0).float().mean()) if keep.any() else 0.0
 
 
-def pairwise_accuracy(model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs: Sequence[PreferencePair],
-                      truth: bool = True, batch_size: int = 128) -> float:
-    """Fraction of pairs the model orders correctly: by the **true** reward (``truth=True``; ties skipped)
-    or by the (noisy) label."""
-    return margin_accuracy(pair_margins(model, tok, pairs, batch_size), pairs, truth)
-
-
-# ---------------------------------------------------------------------------------------------- TRL
-def reward_trainer(
-    model: PreTrainedModel, tok: PreTrainedTokenizerBase, pairs: Sequence[PreferencePair], device: str = "cpu",
-    dtype: torch.dtype = torch.float32, margins: Sequence[float] | None = None, output_dir: str | None = None,
-    **overrides: Any,
-) -> Any:
-    """A TRL ``RewardTrainer`` on ``pairs``, with the texts the course's reward model reads (:func:`rm_texts`:
-    rows ``chosen``/``rejected``, plus a ``margin`` column when ``margins`` is given).
-
-    CPU-safe ``RewardConfig`` defaults (``use_cpu`` or mixed precision from :func:`utils.runtime.trainer_precision`,
-    no reporting, no checkpoints, no activation checkpointing, ``max_length=256``, one logged step at a time);
-    ``overrides`` win (e.g. ``max_steps``, ``per_device_train_batch_size``, ``learning_rate``,
-    ``center_rewards_coefficient``)."""
-    import tempfile
-
-    from datasets import Dataset
-    from trl import RewardConfig, RewardTrainer
-
-    from ..runtime import trainer_precision
-
-    if not pairs:
-        raise ValueError("reward_trainer needs at least one preference pair")
-    if margins is not None and len(margins) != len(pairs):
-        raise ValueError(f"{len(margins)} margins for {len(pairs)} pairs")
-    probs = [p.problem for p in pairs]
-    rows: dict[str, list[Any]] = {"chosen": rm_texts(tok, probs, [p.chosen for p in pairs]),
-                                  "rejected": rm_texts(tok, probs, [p.rejected for p in pairs])}
-    if margins is not None:
-        rows["margin"] = [float(m) for m in margins]
-    kw: dict[str, Any] = dict(
-        output_dir=output_dir or tempfile.mkdtemp(prefix="rm-"), **trainer_precision(device, dtype), report_to="none",
-        save_strategy="no", gradient_checkpointing=False, max_length=256, logging_steps=1, dataloader_num_workers=0,
-        seed=0, disable_tqdm=True,
-    )
-    kw.update(overrides)
-    trainer = RewardTrainer(model=model, args=RewardConfig(**kw), train_dataset=Dataset.from_dict(rows), processing_class=tok)
-    if trainer.args.disable_tqdm:  # no progress bar: then the Trainer prints every log dict; the caller reads trainer.state
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)
-    return trainer
-
-
-def trainer_batch(trainer: Any, start: int = 0, n: int = 8) -> dict[str, torch.Tensor]:
-    """Rows ``start .. start+n-1`` of a ``RewardTrainer``'s prepared (tokenized) dataset, collated by its own
-    collator: ``input_ids``/``attention_mask`` ``[2n, L]``, chosen rows first (and ``margin`` ``[n]`` if present)."""
-    rows = [trainer.train_dataset[i] for i in range(start, start + n)]
-    keep = {"chosen_ids", "rejected_ids", "margin"}
-    return trainer.data_collator([{k: v for k, v in r.items() if k in keep} for r in rows])
-
-
-def trainer_loss(trainer: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """``RewardTrainer.compute_loss`` on ``batch`` (with gradients; the model in train mode, as in training)."""
-    model = trainer.model
-    device = next(model.parameters()).device
-    was = model.training
-    model.train()
-    loss = trainer.compute_loss(model, {k: v.to(device) for k, v in batch.items()})
-    model.train(was)
-    return loss
-
-
 # ---------------------------------------------------------------------------------------------- the course RM
-#: chapter 05's recipe for the shared reward model, per profile: Countdown-3 training problems (one pair each),
-#: annotator temperature, optimizer steps, pairs per step, learning rate, backbone (``None``: the profile's model).
+#: chapter 05's recipe for the shared reward model, per profile (read by :meth:`utils.runtime.Profile.recipe`):
+#: Countdown-3 training problems (one pair each), annotator temperature, optimizer steps, pairs per step, learning rate, backbone (``None``: the profile's model).
 #: cpu: 20 steps of 16 pairs reach held-out pairwise accuracy ~0.83 in ~10-20 s on one thread (chapter 05 measures it).
 RECIPE: dict[str, dict[str, Any]] = {
     "smoke": dict(n=32, tau=0.2, steps=4, batch_size=8, lr=3e-3, backbone="tiny-sft"),
     "cpu": dict(n=640, tau=0.2, steps=20, batch_size=16, lr=3e-3, backbone="tiny-sft"),
     # 852 distinct problems; one 16-pair pass of SmolLM2 in fp32 (~4.5 GiB of activations) fits a T4: no micro-batches
     "gpu": dict(n=800, tau=0.2, steps=200, batch_size=16, micro_batch=None, lr=2e-5, backbone=None),
+    # a gpu dry run: the gpu backbone (the profile's model) for 2 steps of 2 pairs, a CPU's worth
+    "dry_run": dict(n=32, tau=0.2, steps=2, batch_size=2, lr=3e-3, backbone=None),
 }
 
 
-def recipe(P: Profile) -> dict[str, Any]:
-    """:data:`RECIPE` for this profile (a gpu dry run: the gpu backbone for 2 steps of 2 pairs, a CPU's worth)."""
-    if P.extra.get("dry_run"):
-        return {**RECIPE["smoke"], "steps": 2, "batch_size": 2, "backbone": None}
-    return dict(RECIPE[P.name])
-
-
-def recipe_pairs(P: Profile, seed: int = 0) -> list[PreferencePair]:
+def recipe_pairs(profile: Profile, seed: int = 0) -> list[PreferencePair]:
     """The training pairs of :data:`RECIPE` (one per Countdown-3 training problem)."""
-    r = recipe(P)
+    r = profile.recipe(RECIPE)
     return preference_pairs(sample_problems("countdown", 3, r["n"], split="train", seed=seed), 1, tau=r["tau"], seed=seed)
 
 
-def course_reward_model(P: Profile, name: str = "rm-05", seed: int = 0, retrain: bool = False
+def course_reward_model(profile: Profile, name: str = "rm-05", seed: int = 0, retrain: bool = False
                         ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Chapter 05's reward model: loaded from ``P.model_dir(name)`` if saved there (and not ``retrain``), else
+    """Chapter 05's reward model: loaded from ``profile.model_dir(name)`` if saved there (and not ``retrain``), else
     trained with :data:`RECIPE` on Countdown-3 preference pairs (backbone: tiny-sft on cpu, the profile's model
     on gpu) and saved there."""
-    folder: Path = P.model_dir(name)
+    folder: Path = profile.model_dir(name)
     if (folder / "config.json").exists() and not retrain:
-        return load_reward_model(str(folder), device=P.device, seed=seed)
-    r = recipe(P)
-    model, tok = load_reward_model(r["backbone"] or P.model, device=P.device, seed=seed)
-    train_reward_model(model, tok, recipe_pairs(P, seed), steps=r["steps"], batch_size=r["batch_size"], lr=r["lr"],
+        return load_reward_model(str(folder), device=profile.device, seed=seed)
+    r = profile.recipe(RECIPE)
+    model, tok = load_reward_model(r["backbone"] or profile.model, device=profile.device, seed=seed)
+    train_reward_model(model, tok, recipe_pairs(profile, seed), steps=r["steps"], batch_size=r["batch_size"], lr=r["lr"],
                        warmup=max(1, r["steps"] // 10), seed=seed, micro_batch=r.get("micro_batch"))
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
+    save_model(model, tok, folder)
     return model, tok

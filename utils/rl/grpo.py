@@ -4,9 +4,9 @@ GRPO drops PPO's critic: it samples a **group** of ``G`` completions per prompt 
 rewards as the baseline. One iteration:
 
 1. **Rollout.** ``M`` prompts x ``G`` samples from the current policy (``pi_old`` of this iteration), scored by
-   ``reward_fn(problems, texts) -> [B]`` (:func:`utils.rl.ppo.verifier_reward`: 1 if the answer is right).
-2. **Advantages** (:func:`group_advantages`): ``A_i = (r_i - mean_G r) / (std_G r + 1e-4)``, one per sequence,
-   given to each of its tokens (``scale="none"``: Dr. GRPO's unscaled ``r_i - mean_G r``).
+   ``reward_fn(problems, texts) -> [B]`` (:func:`utils.rl.common.verifier_reward`: 1 if the answer is right).
+2. **Advantages** (:func:`utils.rl.policy_gradient.group_advantages`): ``A_i = (r_i - mean_G r) / (std_G r + 1e-4)``,
+   one per sequence, given to each of its tokens (``scale="none"``: Dr. GRPO's unscaled ``r_i - mean_G r``).
 3. **Updates** (:func:`grpo_loss`): ``num_iterations`` gradient steps on the clipped surrogate with the ratio
    ``rho_t = pi_theta / pi_old`` - against **pi_old**, the policy that sampled the batch (the survey's PPO
    section prints ``pi_ref`` there) - plus an optional ``beta * k3`` KL to the frozen ``pi_ref``.
@@ -35,7 +35,6 @@ import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
@@ -43,14 +42,14 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..lm.generation import build_prompts, sample
 from ..lm.logprobs import completion_logprobs, kl_estimate
+from ..lm.models import save_model
 from ..lm.samples import Samples
 from ..runtime import Profile
 from ..world import Problem
-from .policy_gradient import entropy_from_logprobs
-from .ppo import RewardFn, StepHistory, verifier_reward
+from .common import RewardFn, StepHistory, verifier_reward
+from .policy_gradient import ADVANTAGE_SCALES, entropy_from_logprobs, group_advantages
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "gspo", "cispo")
-SCALES = ("group", "batch", "none")
 
 
 @dataclass
@@ -103,8 +102,8 @@ class GRPOConfig:
     def __post_init__(self) -> None:
         if self.loss_type not in LOSS_TYPES:
             raise ValueError(f"unknown loss_type {self.loss_type!r}; choose one of {LOSS_TYPES}")
-        if self.scale_rewards not in SCALES:
-            raise ValueError(f"unknown scale_rewards {self.scale_rewards!r}; choose one of {SCALES}")
+        if self.scale_rewards not in ADVANTAGE_SCALES:
+            raise ValueError(f"unknown scale_rewards {self.scale_rewards!r}; choose one of {ADVANTAGE_SCALES}")
         if self.group_size < 2:
             raise ValueError("GRPO needs at least 2 samples per prompt (a group baseline)")
         if self.epsilon <= 0 or (self.epsilon_high is not None and self.epsilon_high <= 0):
@@ -125,29 +124,6 @@ class GRPOConfig:
 # ----------------------------------------------------------------------------------------------
 # Advantages and reward shaping
 # ----------------------------------------------------------------------------------------------
-
-
-def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
-    """``[B]`` GRPO advantages ``r_i - mean_G(r)``, divided by a standard deviation chosen by ``scale``.
-
-    ``"group"``: the group's sample std (Bessel-corrected, as TRL; = :func:`utils.rl.policy_gradient.std_normalized_advantages`);
-    ``"batch"``: the whole batch's std (still centred per group); ``"none"``: not divided (Dr. GRPO). A group whose
-    rewards are all equal gets 0 (no learning signal), never NaN.
-
-    Args:
-        rewards: ``[B]`` rewards, prompt-major, ``B`` a multiple of ``group_size``.
-    """
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}; choose one of {SCALES}")
-    if rewards.ndim != 1 or group_size < 2 or rewards.numel() % group_size:
-        raise ValueError(f"need 1-D rewards whose length is a multiple of group_size={group_size} >= 2, got {tuple(rewards.shape)}")
-    g = rewards.float().view(-1, group_size)
-    adv = g - g.mean(1, keepdim=True)
-    if scale == "group":
-        adv = adv / (g.std(1, keepdim=True) + eps)
-    elif scale == "batch":
-        adv = adv / ((rewards.float().std() if rewards.numel() > 1 else rewards.new_zeros(())) + eps)
-    return adv.reshape(-1)
 
 
 def zero_std_groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -437,7 +413,7 @@ def train_grpo(
     """Train ``policy`` (in place) with GRPO for ``steps`` iterations of ``prompts_per_step`` fresh prompts.
 
     Args:
-        reward_fn: ``(problems [B], texts [B]) -> [B]`` (:func:`utils.rl.ppo.verifier_reward`, a reward model).
+        reward_fn: ``(problems [B], texts [B]) -> [B]`` (:func:`utils.rl.common.verifier_reward`, a reward model).
         problem_stream: an iterator of training problems (:func:`utils.world.iter_problems`); each step takes the
             next ones.
         ref: the frozen ``pi_ref`` for the KL (penalty and diagnostic); default: a copy of ``policy`` at the start.
@@ -492,54 +468,7 @@ def config_dict(cfg: GRPOConfig) -> dict[str, object]:
 
 
 # ----------------------------------------------------------------------------------------------
-# TRL glue: the same loss through GRPOTrainer._compute_loss
-# ----------------------------------------------------------------------------------------------
-
-
-def trl_grpo_trainer(model: PreTrainedModel, tok: PreTrainedTokenizerBase, output_dir: str | Path, **config: Any) -> Any:
-    """A TRL ``GRPOTrainer`` around ``model`` (not copied) with a dummy reward and dataset, to call its loss.
-
-    ``config`` goes to ``trl.GRPOConfig`` (e.g. ``loss_type``, ``epsilon``, ``epsilon_high``, ``beta``,
-    ``importance_sampling_level``, ``max_completion_length``, ``num_generations``); CPU, fp32, no logging.
-    ``beta`` is set on the built trainer, so that TRL does not load a reference model: pass ``ref_logps`` to
-    :func:`trl_grpo_loss` instead.
-    """
-    from datasets import Dataset
-    from trl import GRPOConfig as TRLConfig
-    from trl import GRPOTrainer
-
-    G = int(config.pop("num_generations", 2))
-    beta = float(config.pop("beta", 0.0))
-    device = next(model.parameters()).device.type
-    args = TRLConfig(output_dir=str(output_dir), use_cpu=device == "cpu", bf16=False, report_to="none", save_strategy="no",
-                     num_generations=G, per_device_train_batch_size=G, **config)
-    trainer = GRPOTrainer(model=model, reward_funcs=lambda prompts, completions, **kw: [0.0] * len(prompts), args=args,
-                          train_dataset=Dataset.from_dict({"prompt": ["unused"] * (2 * G)}), processing_class=tok)
-    trainer.beta = beta  # set after construction: with beta > 0 TRL would load its own reference model by name
-    return trainer
-
-
-def trl_grpo_loss(trainer: Any, samples: Samples, advantages: torch.Tensor, old_logps: torch.Tensor | None = None,
-                  ref_logps: torch.Tensor | None = None, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """TRL's ``GRPOTrainer._compute_loss`` on our batch (eval mode: no gradient-accumulation rescaling).
-
-    Args:
-        samples: the batch (``B`` sequences); advantages: ``[B]``; old_logps / ref_logps: ``[B, T]`` or ``None``;
-        mask: the loss mask (default: the completion mask).
-    """
-    m = samples.completion_mask if mask is None else mask
-    inputs = dict(prompt_ids=samples.prompt_ids, prompt_mask=samples.prompt_mask, completion_ids=samples.completion_ids,
-                  completion_mask=m, advantages=advantages, num_items_in_batch=m.sum())
-    if old_logps is not None:
-        inputs["old_per_token_logps"] = old_logps
-    if ref_logps is not None:
-        inputs["ref_per_token_logps"] = ref_logps
-    trainer.model.eval()
-    return trainer._compute_loss(trainer.model, inputs)
-
-
-# ----------------------------------------------------------------------------------------------
-# The course's GRPO policy (chapters 12 and 17 load it)
+# The course's GRPO policy
 # ----------------------------------------------------------------------------------------------
 
 #: The recipe of :func:`course_grpo_policy` per profile: start model, steps, prompts per step and the config.
@@ -550,44 +479,26 @@ RECIPE: dict[str, dict[str, Any]] = {
 }
 
 
-def recipe(P: Profile) -> dict[str, Any]:
-    """:data:`RECIPE` for this profile (a gpu dry run: the smoke sizes)."""
-    return dict(RECIPE["smoke" if P.extra.get("dry_run") else P.name])
-
-
-def course_grpo_policy(P: Profile, seed: int = 0, retrain: bool = False, name: str = "tiny-grpo",
+def course_grpo_policy(profile: Profile, seed: int = 0, retrain: bool = False, name: str = "tiny-grpo",
                        progress: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Chapter 10's GRPO policy: loaded from ``P.model_dir(name)`` if saved (and not ``retrain``), else trained with
-    :data:`RECIPE` from tiny-sft on the Countdown-3 training stream with the verifier's reward, and saved there."""
+    """Chapter 10's GRPO policy ``tiny-grpo``, the starting policy chapters 13-18 load: from
+    ``profile.model_dir(name)`` if saved (and not ``retrain``), else trained with :data:`RECIPE` from tiny-sft on the
+    Countdown-3 training stream with the verifier's reward, and saved there."""
     from ..lm.models import load_model
     from ..world import iter_problems
 
-    folder = P.model_dir(name)
+    folder = profile.model_dir(name)
     if (folder / "config.json").exists() and not retrain:
-        return load_model(str(folder), device=P.device)
-    r = recipe(P)
-    policy, tok = load_model(r["start"], device=P.device)
+        return load_model(str(folder), device=profile.device)
+    r = profile.recipe(RECIPE)
+    policy, tok = load_model(r["start"], device=profile.device)
     train_grpo(policy, tok, verifier_reward, iter_problems("countdown", 3, "train", seed=seed), r["steps"], r["prompts"],
                GRPOConfig(**r["cfg"]), seed=seed, progress=progress)
-    save_policy(policy, tok, folder)
+    save_model(policy, tok, folder)
     return policy, tok
-
-
-def save_policy(model: PreTrainedModel, tok: PreTrainedTokenizerBase, folder: Path) -> None:
-    """``save_pretrained`` model and tokenizer into ``folder`` (written to a temporary folder, then renamed)."""
-    import shutil
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
 
 
 __all__ = [
     "GRPOBatch", "GRPOConfig", "GRPOResult", "LOSS_TYPES", "RECIPE", "collect", "config_dict", "course_grpo_policy",
-    "group_advantages", "grpo_loss", "grpo_update", "overlong_penalty", "recipe", "save_policy", "train_grpo",
-    "trl_grpo_loss", "trl_grpo_trainer", "truncated", "zero_std_groups",
+    "grpo_loss", "grpo_update", "overlong_penalty", "train_grpo", "truncated", "zero_std_groups",
 ]

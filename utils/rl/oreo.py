@@ -19,33 +19,33 @@ trajectories, correct and failed ones alike:
 
 The value model is :class:`utils.rl.ppo.Critic` (a separate copy of the LM plus a linear head), trained with its
 own optimiser; :func:`train_oreo` runs both updates on each minibatch. At test time the value picks among
-sampled next steps (:func:`value_guided_search`; steps end at the separators of
-:func:`utils.reward_models.process.step_boundaries`). The baselines trained on the same offline data are
+sampled next steps (:func:`utils.search.value_guided.value_guided_search` reads it through :func:`step_values`;
+steps end at the separators of
+:func:`utils.world.step_boundaries`). The baselines trained on the same offline data are
 rejection-sampling fine-tuning (SFT on the correct trajectories; :func:`utils.sft.fine_tune`) and DPO on
-(correct, failed) pairs of one prompt (:func:`dpo_pairs`, :func:`train_dpo`).
+(correct, failed) pairs of one prompt (:func:`utils.prefs.data.correct_failed_pairs`, trained by
+:func:`utils.prefs.train.train_preferences`).
 
 Shapes: ``B`` trajectories, ``T`` completion length (right-padded; ``mask [B, T]`` 1 up to and including the end
 token), ``P`` prompt length (left-padded), ``V`` vocabulary.
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..lm.generation import build_prompts, sample
-from ..lm.logprobs import completion_logits, completion_logprobs, token_logprobs
+from ..lm.generation import build_prompts
+from ..lm.logprobs import completion_logits, token_logprobs
 from ..lm.samples import Samples
 from ..lm.training import checkpointed
-from ..reward_models.losses import bradley_terry_loss
-from ..reward_models.model import implicit_reward, rm_texts
-from ..reward_models.process import prm_batch, step_boundaries
-from ..world import Problem, score
+from ..reward_models.model import rm_texts
+from ..reward_models.process import prm_batch
+from ..world import Problem, step_boundaries
+from .common import Critic, StepHistory, exact_token_kl, masked_mean
 from .policy_gradient import rollout
-from .ppo import Critic, StepHistory, exact_token_kl, masked_mean
 
 # ----------------------------------------------------------------------------------------------
 # The soft Bellman residual and the two losses
@@ -146,7 +146,7 @@ class OfflineData:
     """Trajectories sampled once from the behaviour policy and scored by the verifier.
 
     Attributes:
-        problems: ``B`` problems (one per trajectory; ``k`` consecutive rows per problem).
+        problems: ``B`` problems, one per row (``k`` consecutive rows per problem).
         samples: the ``B`` completions (token ids, masks, texts).
         rewards: ``[B]`` 0/1 verdicts of :func:`utils.world.score`.
         k: trajectories per problem.
@@ -183,8 +183,7 @@ def offline_data(model: PreTrainedModel, tok: PreTrainedTokenizerBase, problems:
                  max_new_tokens: int = 48, temperature: float = 1.0, seed: int = 0, batch_size: int = 256) -> OfflineData:
     """Sample ``k`` completions per problem from ``model`` (the behaviour policy) and score them 0/1."""
     ro = rollout(model, tok, problems, k, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, batch_size=batch_size)
-    probs = [ro.problems[i // k] for i in range(len(ro.samples.texts))]
-    return OfflineData(probs, ro.samples, ro.rewards.float().cpu(), k)
+    return OfflineData(ro.problems, ro.samples, ro.rewards.float().cpu(), k)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -299,66 +298,7 @@ def train_oreo(policy: PreTrainedModel, ref: PreTrainedModel, data: OfflineData,
 
 
 # ----------------------------------------------------------------------------------------------
-# The DPO baseline on the same offline data
-# ----------------------------------------------------------------------------------------------
-
-
-def dpo_pairs(data: OfflineData, max_per_problem: int | None = None, seed: int = 0) -> list[tuple[int, int]]:
-    """``(chosen row, rejected row)`` pairs: a correct and a failed trajectory of the same problem.
-
-    Per problem, its correct and failed rows are shuffled and zipped (``min(#correct, #failed)`` pairs, at most
-    ``max_per_problem``): each trajectory is used at most once. Problems whose samples all agree give none.
-    """
-    rng = random.Random(seed)
-    out: list[tuple[int, int]] = []
-    r = data.rewards.tolist()
-    for start in range(0, len(data), data.k):
-        rows = range(start, start + data.k)
-        good, bad = [i for i in rows if r[i] == 1.0], [i for i in rows if r[i] != 1.0]
-        rng.shuffle(good); rng.shuffle(bad)
-        pairs = list(zip(good, bad))
-        out += pairs[:max_per_problem] if max_per_problem is not None else pairs
-    return out
-
-
-def sequence_logps(model: PreTrainedModel, s: Samples) -> torch.Tensor:
-    """``[B]`` ``log pi(y | x)`` of the completions in ``s`` (differentiable; sum of the token log-probs)."""
-    out = completion_logprobs(model, s.prompt_ids, s.prompt_mask, s.completion_ids, s.completion_mask)
-    return out.sequence_logprobs(s.completion_mask)
-
-
-def train_dpo(policy: PreTrainedModel, ref: PreTrainedModel, data: OfflineData, pairs: Sequence[tuple[int, int]],
-              steps: int, batch_size: int = 16, beta: float = 0.1, lr: float = 5e-5, seed: int = 0,
-              max_grad_norm: float = 1.0, progress: bool = True, gradient_checkpointing: bool = False) -> list[float]:
-    """DPO on ``pairs`` of rows of ``data`` — the Bradley-Terry loss of the implicit rewards ``β log π/π_ref``, i.e.
-    :func:`utils.prefs.losses.dpo_loss` (chapter 09; this layer cannot import it); trains ``policy`` in place and
-    returns the per-step losses. ``gradient_checkpointing``: as in :class:`OREOConfig`."""
-    from tqdm.auto import tqdm
-
-    if not pairs:
-        raise ValueError("train_dpo needs at least one (chosen, rejected) pair")
-    opt = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=0.0)
-    ref.eval(); policy.train()
-    losses = []
-    with checkpointed(policy, gradient_checkpointing):
-        for idx in tqdm(_order(len(pairs), steps, batch_size, seed), desc="DPO", disable=not progress, mininterval=2):
-            ch, rj = [pairs[i][0] for i in idx], [pairs[i][1] for i in idx]
-            sc, _ = data.rows(ch)
-            sr, _ = data.rows(rj)
-            with torch.no_grad():
-                ref_c, ref_r = sequence_logps(ref, sc), sequence_logps(ref, sr)
-            loss = bradley_terry_loss(implicit_reward(sequence_logps(policy, sc), ref_c, beta), implicit_reward(sequence_logps(policy, sr), ref_r, beta))
-            opt.zero_grad(); loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), max_grad_norm)
-            opt.step()
-            losses.append(float(loss.detach()))
-    policy.zero_grad(set_to_none=True)
-    policy.eval()
-    return losses
-
-
-# ----------------------------------------------------------------------------------------------
-# Reading the value model: at step boundaries, and guiding a step-level search
+# Reading the value model at step boundaries
 # ----------------------------------------------------------------------------------------------
 
 
@@ -366,7 +306,7 @@ def train_dpo(policy: PreTrainedModel, ref: PreTrainedModel, data: OfflineData, 
 def step_values(critic: Critic, tok: PreTrainedTokenizerBase, problems: Sequence[Problem], completions: Sequence[str],
                 batch_size: int = 64) -> list[list[float]]:
     """The value model's ``V(s)`` at each step boundary of each completion: the state right after the step's
-    separator (``,``) or after the whole ``</think>`` tag (:func:`utils.reward_models.process.step_boundaries`).
+    separator (``,``) or after the whole ``</think>`` tag (:func:`utils.world.step_boundaries`).
     One list per completion (empty without a think block)."""
     device = next(critic.parameters()).device
     out: list[list[float]] = []
@@ -395,73 +335,3 @@ def _boundary_end_tokens(tok: PreTrainedTokenizerBase, problems: Sequence[Proble
             row.append(next((j for j, (a, e) in enumerate(offs) if a <= last_char < e), len(offs) - 1))
         out.append(row)
     return out
-
-
-@dataclass
-class SearchResult:
-    """What :func:`value_guided_search` returns: ``texts`` (one completion per problem), ``correct`` ``[M]`` 0/1,
-    ``tokens`` (all tokens sampled, candidates included) and ``rounds``."""
-
-    texts: list[str]
-    correct: torch.Tensor
-    tokens: int
-    rounds: int
-
-
-def _first_boundary_after(text: str, start: int) -> int | None:
-    """The first step boundary of ``text`` at or after character ``start`` (``None``: no further step)."""
-    return next((b for b in step_boundaries(text) if b >= start), None)
-
-
-@torch.no_grad()
-def value_guided_search(policy: PreTrainedModel, critic: Critic, tok: PreTrainedTokenizerBase, problems: Sequence[Problem],
-                        k: int, max_new_tokens: int = 48, max_rounds: int = 6, temperature: float = 1.0, seed: int = 0,
-                        batch_size: int = 256) -> SearchResult:
-    """Step-level best-of-``k`` guided by the value model (a beam of width 1 over reasoning steps).
-
-    Each round samples ``k`` full continuations of every unfinished prefix, cuts each at its next step boundary,
-    and keeps the candidate whose state has the highest ``V`` (:func:`step_values`). A candidate whose next
-    boundary is ``</think>`` (or that has none: a completion without further steps) is final: the chosen sample
-    is kept whole. Ties go to the first candidate. ``tokens`` counts every sampled token, so the compute can be
-    compared with plain sampling.
-    """
-    problems = list(problems)
-    base = build_prompts(tok, problems)
-    prefix = [""] * len(problems)
-    final: list[str | None] = [None] * len(problems)
-    tokens, rounds = 0, 0
-    for rnd in range(max_rounds):
-        todo = [i for i in range(len(problems)) if final[i] is None]
-        if not todo:
-            break
-        rounds += 1
-        s = sample(policy, tok, [base[i] + prefix[i] for i in todo], n=k, max_new_tokens=max_new_tokens,
-                   temperature=temperature, seed=seed + rnd, batch_size=batch_size)
-        tokens += int(s.completion_mask.sum())
-        full = [prefix[todo[j // k]] + s.texts[j] for j in range(len(s.texts))]
-        probs = [problems[todo[j // k]] for j in range(len(s.texts))]
-        cuts = [_first_boundary_after(t, len(prefix[todo[j // k]])) for j, t in enumerate(full)]
-        vals = step_values(critic, tok, probs, full)
-        for a, i in enumerate(todo):
-            best, best_v = None, -float("inf")
-            for j in range(a * k, (a + 1) * k):
-                bounds = step_boundaries(full[j])
-                if cuts[j] is None:
-                    v = vals[j][-1] if vals[j] else -float("inf")
-                else:
-                    v = vals[j][bounds.index(cuts[j])]
-                if v > best_v:
-                    best, best_v = j, v
-            j = best if best is not None else a * k
-            c = cuts[j]
-            if c is None or full[j].startswith("</think>", c):
-                final[i] = full[j]
-            else:
-                prefix[i] = full[j][:c + 1]
-    for i in range(len(problems)):   # out of rounds: finish greedily from the prefix
-        if final[i] is None:
-            s = sample(policy, tok, [base[i] + prefix[i]], n=1, max_new_tokens=max_new_tokens, temperature=0.0)
-            tokens += int(s.completion_mask.sum())
-            final[i] = prefix[i] + s.texts[0]
-    texts = [t or "" for t in final]
-    return SearchResult(texts, torch.tensor([score(p, t) for p, t in zip(problems, texts)]), tokens, rounds)

@@ -12,8 +12,8 @@ may depend on the state, not on the action taken). This module holds the reusabl
 * (the per-token log-probs every loss here differentiates come from
   :func:`utils.lm.logprobs.completion_logprobs`;)
 * baselines / advantages: :func:`group_mean_baseline`, :func:`leave_one_out_baseline`,
-  :func:`scst_advantages` (greedy reward as baseline), :func:`std_normalized_advantages` (GRPO's
-  group-standardised advantage), :func:`advantages` (all of them by name);
+  :func:`scst_advantages` (greedy reward as baseline), :func:`group_advantages` (GRPO's group-standardised
+  advantage, and its batch-std and unscaled variants), :func:`advantages` (all of them by name);
 * :func:`reinforce_loss` - a surrogate loss whose gradient is the REINFORCE estimate, and
   :func:`reinforce_backward` - its gradient accumulated over micro-batches (bounded memory);
   :func:`policy_loss` - the same surrogate with a choice of loss aggregation (sum per sequence,
@@ -21,8 +21,8 @@ may depend on the state, not on the action taken). This module holds the reusabl
 * :class:`ValueHead` and :func:`value_loss` - an A2C-style critic on the model's hidden states;
 * :func:`mixer_weight` (MIXER's MLE-to-RL curriculum) and :func:`mrt_loss` (minimum risk training);
 * :func:`flat_grad` and :class:`GradStats` - to measure the variance of a gradient estimator;
-  :class:`GradSamples`, :func:`total_variance_from_gram`, :func:`bootstrap_total_variances` and
-  :func:`percentile_interval` - bootstrap intervals for it (resampling the K mini-batch gradients);
+  :class:`GradSamples`, :func:`total_variance_from_gram` and :func:`bootstrap_total_variances` - bootstrap
+  replicates of it (resampling the K mini-batch gradients; intervals: :func:`utils.stats.percentile_interval`);
 * :func:`rollout` - sample, decode and score a group of completions per problem.
 
 Shapes: ``M`` prompts, ``G`` samples per prompt, ``B = M * G`` sequences ordered prompt-major (rows
@@ -41,10 +41,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ..lm.generation import build_prompts, sample
 from ..lm.logprobs import completion_logprobs
 from ..lm.samples import Samples
+from ..stats import bootstrap_indices
 from ..world import Problem, score
 
 ADVANTAGE_METHODS = ("none", "batch_mean", "group_mean", "leave_one_out", "scst", "grpo")
 LOSS_AGGREGATIONS = ("sum", "sequence_mean", "token_mean")
+ADVANTAGE_SCALES = ("group", "batch", "none")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -98,26 +100,38 @@ def scst_advantages(rewards: torch.Tensor, greedy_rewards: torch.Tensor, group_s
     return (g - greedy_rewards.float().to(g.device)[:, None]).reshape(-1)
 
 
-def std_normalized_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
-    """GRPO's advantage (Shao et al. 2024): ``A_i = (r_i - mean_G(r)) / (std_G(r) + eps)`` per prompt group.
+def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = 1e-4) -> torch.Tensor:
+    """GRPO's advantage (Shao et al. 2024): ``A_i = (r_i - mean_G(r)) / (std(r) + eps)``, centred per prompt group.
 
-    ``std_G`` is the group's sample standard deviation (Bessel's correction, as ``torch.std`` and TRL's
-    ``GRPOTrainer``), ``eps = 1e-4`` as in TRL. A group whose rewards are all equal has a zero numerator and
-    gets advantage 0 (not NaN). Dividing by the std re-weights prompts by ``1/std``: a group with one success
-    out of ``G`` (0/1 reward) gives the success ``(G-1)/sqrt(G)`` and each failure ``-1/sqrt(G)``, i.e.
-    ``sqrt(G)`` times the group-mean advantages; Dr. GRPO (Liu et al. 2025) drops the division.
+    ``scale`` picks the std (:data:`ADVANTAGE_SCALES`):
+
+    * ``"group"``: the group's sample standard deviation (Bessel's correction, as ``torch.std`` and TRL's
+      ``GRPOTrainer``), ``eps = 1e-4`` as in TRL. Dividing by it re-weights prompts by ``1/std``: a group with
+      one success out of ``G`` (0/1 reward) gives the success ``(G-1)/sqrt(G)`` and each failure ``-1/sqrt(G)``,
+      i.e. ``sqrt(G)`` times the group-mean advantages.
+    * ``"batch"``: the whole batch's std (still centred per group; TRL's ``scale_rewards="batch"``).
+    * ``"none"``: not divided, the group-mean advantage (Dr. GRPO, Liu et al. 2025).
+
+    A group whose rewards are all equal has a zero numerator and gets advantage 0 (no signal), never NaN.
 
     Args:
-        rewards: ``[B]`` rewards, prompt-major.
-        group_size: ``G >= 2`` samples per prompt.
+        rewards: ``[B]`` rewards, prompt-major, ``B`` a multiple of ``group_size``.
+        group_size: ``G >= 2`` samples per prompt (a group std needs two).
 
     Returns:
-        ``[B]`` advantages, invariant to ``r -> a * r + c`` for ``a > 0`` (up to ``eps``).
+        ``[B]`` advantages; with ``"group"`` or ``"batch"`` invariant to ``r -> a * r + c`` for ``a > 0`` (up to ``eps``).
     """
+    if scale not in ADVANTAGE_SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {ADVANTAGE_SCALES}")
     if group_size < 2:
-        raise ValueError("a group standard deviation needs at least 2 samples per prompt")
+        raise ValueError(f"group advantages need at least 2 samples per prompt, got group_size={group_size}")
     g = _groups(rewards.float(), group_size)
-    return ((g - g.mean(1, keepdim=True)) / (g.std(1, keepdim=True) + eps)).reshape(-1)
+    adv = g - g.mean(1, keepdim=True)
+    if scale == "group":
+        adv = adv / (g.std(1, keepdim=True) + eps)
+    elif scale == "batch":
+        adv = adv / (rewards.float().std() + eps)                   # B >= G >= 2 rewards: a defined std
+    return adv.reshape(-1)
 
 
 def advantages(
@@ -131,7 +145,7 @@ def advantages(
     ``method``: ``"none"`` (``b = 0``), ``"batch_mean"`` (mean over the whole batch), ``"group_mean"``
     (mean of the prompt's group), ``"leave_one_out"`` (mean of the prompt's *other* samples) or
     ``"scst"`` (the greedy completion's reward; needs ``greedy_rewards`` ``[M]``); ``"grpo"`` is not a
-    baseline but GRPO's standardised group advantage :func:`std_normalized_advantages`.
+    baseline but GRPO's standardised group advantage :func:`group_advantages`.
     """
     r = rewards.float()
     if method == "none":
@@ -147,7 +161,7 @@ def advantages(
             raise ValueError("scst needs greedy_rewards, one per prompt")
         return scst_advantages(r, greedy_rewards, group_size)
     if method == "grpo":
-        return std_normalized_advantages(r, group_size)
+        return group_advantages(r, group_size)
     raise ValueError(f"unknown advantage method {method!r}; choose one of {ADVANTAGE_METHODS}")
 
 
@@ -411,12 +425,12 @@ def bootstrap_total_variances(grams: dict[str, torch.Tensor], n_boot: int = 2000
     Each of ``n_boot`` resamples draws ``K`` of the mini-batches with replacement and recomputes every
     estimator's total variance on them; the draws are *shared* by all estimators (paired), so ratios between
     estimators can be read per resample. A resample that repeats one mini-batch ``K`` times has variance 0
-    (ratios of it are NaN: use :func:`percentile_interval`, which drops NaNs).
+    (ratios of it are NaN: :func:`utils.stats.percentile_interval` drops NaNs).
 
     Args:
         grams: name -> ``[K, K]`` Gram matrix (:meth:`GradSamples.gram`), the same ``K`` for all.
         n_boot: number of resamples.
-        seed: seed of the resampling.
+        seed: seed of the resampling (:func:`utils.stats.bootstrap_indices`).
 
     Returns:
         name -> ``[n_boot]`` fp64 total variances.
@@ -425,18 +439,8 @@ def bootstrap_total_variances(grams: dict[str, torch.Tensor], n_boot: int = 2000
     if len(sizes) != 1:
         raise ValueError(f"all Gram matrices must come from the same K mini-batches, got sizes {sorted(sizes)}")
     k = sizes.pop()
-    idx = torch.randint(0, k, (n_boot, k), generator=torch.Generator().manual_seed(seed))
+    idx = torch.from_numpy(bootstrap_indices(k, n_boot, seed))
     return {name: total_variance_from_gram(g.double(), idx) for name, g in grams.items()}
-
-
-def percentile_interval(values: torch.Tensor, level: float = 0.95) -> tuple[float, float]:
-    """The central ``level`` percentile interval of bootstrap ``values`` (NaNs and infinities dropped)."""
-    v = values.double().reshape(-1)
-    v = v[torch.isfinite(v)]
-    if v.numel() == 0:
-        return float("nan"), float("nan")
-    a = (1 - level) / 2
-    return float(torch.quantile(v, a)), float(torch.quantile(v, 1 - a))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -449,7 +453,8 @@ class Rollout:
     """A batch of sampled completions with their rewards.
 
     Attributes:
-        problems: the ``M`` problems.
+        problems: ``B`` problems, one per row (row ``i``'s problem; each of the ``M`` problems ``G`` times, as in
+            every batch container of :mod:`utils.rl`).
         samples: ``B = M * G`` sampled completions (prompt-major), see :class:`utils.lm.samples.Samples`.
         rewards: ``[B]`` rewards (``utils.world.score``).
         group_size: ``G``.
@@ -477,17 +482,7 @@ def rollout(
                temperature=temperature, seed=seed, batch_size=batch_size)
     device = s.completion_ids.device
     r = torch.tensor([score(problems[i // group_size], t) for i, t in enumerate(s.texts)], dtype=torch.float32, device=device)
-    return Rollout(problems, s, r, group_size)
-
-
-def greedy_rewards(
-    model: PreTrainedModel, tok: PreTrainedTokenizerBase, problems: Sequence[Problem], max_new_tokens: int = 96,
-    batch_size: int = 256,
-) -> torch.Tensor:
-    """``[M]`` reward of the greedy completion of each problem (SCST's baseline)."""
-    s = sample(model, tok, build_prompts(tok, problems), n=1, max_new_tokens=max_new_tokens, temperature=0.0,
-               batch_size=batch_size)
-    return torch.tensor([score(p, t) for p, t in zip(problems, s.texts)], dtype=torch.float32, device=s.completion_ids.device)
+    return Rollout([p for p in problems for _ in range(group_size)], s, r, group_size)
 
 
 def entropy_from_logprobs(logprobs: torch.Tensor, completion_mask: torch.Tensor) -> float:
@@ -503,10 +498,10 @@ def entropy_from_logprobs(logprobs: torch.Tensor, completion_mask: torch.Tensor)
 
 
 __all__ = [
-    "ADVANTAGE_METHODS", "LOSS_AGGREGATIONS", "group_mean_baseline",
-    "leave_one_out_baseline", "scst_advantages", "std_normalized_advantages", "advantages", "reinforce_loss",
+    "ADVANTAGE_METHODS", "ADVANTAGE_SCALES", "LOSS_AGGREGATIONS", "group_mean_baseline",
+    "leave_one_out_baseline", "scst_advantages", "group_advantages", "advantages", "reinforce_loss",
     "policy_loss", "ValueHead", "value_loss",
     "mixer_weight", "mrt_loss", "flat_grad", "GradStats", "GradSamples", "total_variance_from_gram",
-    "bootstrap_total_variances", "percentile_interval", "Rollout", "rollout", "greedy_rewards",
+    "bootstrap_total_variances", "Rollout", "rollout",
     "entropy_from_logprobs",
 ]

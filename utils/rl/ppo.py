@@ -16,8 +16,8 @@ The pipeline is *SFT model -> reward -> PPO*. One PPO iteration:
    the KL-regularised objective's anchor, not PPO's trust region) with whitened advantages (:func:`whiten`),
    and the critic's (optionally clipped) value loss (:func:`clipped_value_loss`).
 
-The critic is a **separate** network (:class:`Critic`: a copy of the SFT model's backbone plus a linear
-:class:`utils.rl.policy_gradient.ValueHead`), as in InstructGPT, not a head on the policy's backbone: the
+The critic is a **separate** network (:class:`utils.rl.common.Critic`: a copy of the SFT model's backbone plus a
+linear :class:`utils.rl.policy_gradient.ValueHead`), as in InstructGPT, not a head on the policy's backbone: the
 value regression then cannot pull the policy's features around, and the policy's and critic's learning rates
 are independent. The price is memory: policy + reference + critic (+ a reward model), which critic-free
 methods (REINFORCE, RLOO, GRPO) avoid.
@@ -33,23 +33,14 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Iterator, Sequence
 
 import torch
-from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..lm.generation import build_prompts, sample
-from ..lm.logprobs import completion_hidden, completion_logprobs, kl_estimate
+from ..lm.logprobs import completion_logprobs, kl_estimate
 from ..lm.samples import Samples
-from ..world import Problem, score
-from .policy_gradient import ValueHead, entropy_from_logprobs
-
-RewardFn = Callable[[list[Problem], list[str]], torch.Tensor]
-
-
-def verifier_reward(problems: list[Problem], texts: list[str]) -> torch.Tensor:
-    """``[B]`` the ground-truth reward: :func:`utils.world.score` (1 if the answer is right, else 0; malformed: 0)."""
-    if len(problems) != len(texts):
-        raise ValueError(f"{len(problems)} problems but {len(texts)} completions")
-    return torch.tensor([score(p, t) for p, t in zip(problems, texts)], dtype=torch.float32)
+from ..world import Problem
+from .common import Critic, RewardFn, StepHistory, masked_mean
+from .policy_gradient import entropy_from_logprobs
 
 
 @dataclass
@@ -166,12 +157,6 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: fl
     return out * torch.rsqrt(var + eps) * m
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``x [B, T]`` over the entries where ``mask`` is 1."""
-    m = mask.to(x.dtype)
-    return (x * m).sum() / m.sum().clamp(min=1)
-
-
 def clipped_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
                         clip_eps: float = 0.2) -> tuple[torch.Tensor, dict[str, float]]:
     """PPO's clipped surrogate, as a loss to minimise: ``-mean_t min(rho_t A_t, clip(rho_t, 1-eps, 1+eps) A_t)``.
@@ -227,39 +212,6 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.
     if float(var_r) == 0.0:
         return float("nan")
     return float(1 - (r - v).var(unbiased=False) / var_r)
-
-
-def exact_token_kl(logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """``[B, T]`` the exact per-state ``KL(pi(.|s_t) || pi_ref(.|s_t)) = sum_v pi(v) (log pi(v) - log pi_ref(v))``.
-
-    From full next-token logits ``[B, T, V]`` of both models at the same states (0 off-mask). The reference
-    against which the one-sample estimators k1/k3 are measured.
-    """
-    lp = (logits.float() / temperature).log_softmax(-1)
-    lq = (ref_logits.float() / temperature).log_softmax(-1)
-    return (lp.exp() * (lp - lq)).sum(-1) * mask.float()
-
-
-# ----------------------------------------------------------------------------------------------
-# The critic
-# ----------------------------------------------------------------------------------------------
-
-
-class Critic(nn.Module):
-    """A separate value network: a copy of a causal LM (its backbone's states are read) plus a :class:`ValueHead`.
-
-    ``Critic(sft_model, init_value)`` copies the model's weights; the policy's are not shared.
-    """
-
-    def __init__(self, model: PreTrainedModel, init_value: float = 0.0) -> None:
-        super().__init__()
-        self.lm = copy.deepcopy(model)
-        self.head = ValueHead(model.config.hidden_size, init_value).to(next(model.parameters()).device)
-
-    def forward(self, samples: Samples) -> torch.Tensor:
-        """``[B, T]`` values ``V(s_t)`` of the state before each completion token (0 off-mask)."""
-        h = completion_hidden(self.lm, samples.prompt_ids, samples.prompt_mask, samples.completion_ids, samples.completion_mask)
-        return self.head(h) * samples.completion_mask
 
 
 # ----------------------------------------------------------------------------------------------
@@ -360,16 +312,6 @@ def rollout_stats(batch: PPOBatch) -> dict[str, float]:
             "explained_var": explained_variance(batch.values, batch.returns, m)}
 
 
-class StepHistory:
-    """A trainer's result with ``history``, one dict of diagnostics per step (PPO, GRPO, OREO)."""
-
-    history: list[dict[str, float]]
-
-    def curve(self, key: str) -> list[float]:
-        """The per-step values of one diagnostic (e.g. ``"reward"``, ``"kl"``, ``"clip_frac"``)."""
-        return [h[key] for h in self.history]
-
-
 @dataclass
 class PPOResult(StepHistory):
     """What :func:`train_ppo` returns: the trained policy and critic, and one dict of diagnostics per step."""
@@ -398,7 +340,8 @@ def train_ppo(
 
     Args:
         policy: the SFT model to train (``pi_old`` of each step is its state at the rollout).
-        reward_fn: ``(problems [B], texts [B]) -> [B]`` sequence rewards (:func:`verifier_reward`, a reward model).
+        reward_fn: ``(problems [B], texts [B]) -> [B]`` sequence rewards (:func:`utils.rl.common.verifier_reward`,
+            a reward model).
         problem_stream: an iterator of training problems; each step takes the next ``prompts_per_step``
             (e.g. :func:`utils.world.iter_problems`: new prompts every step, not a small pool repeated).
         ref: the frozen reference ``pi_ref`` (default: a copy of ``policy`` at the start).
@@ -443,7 +386,6 @@ def config_dict(cfg: PPOConfig) -> dict[str, object]:
 
 
 __all__ = [
-    "Critic", "PPOBatch", "PPOConfig", "PPOResult", "RewardFn", "clipped_policy_loss", "clipped_value_loss", "collect",
-    "config_dict", "exact_token_kl", "explained_variance", "gae", "kl_rewards", "masked_mean", "ppo_update",
-    "rollout_stats", "StepHistory", "train_ppo", "verifier_reward", "whiten",
+    "PPOBatch", "PPOConfig", "PPOResult", "clipped_policy_loss", "clipped_value_loss", "collect", "config_dict",
+    "explained_variance", "gae", "kl_rewards", "ppo_update", "rollout_stats", "train_ppo", "whiten",
 ]

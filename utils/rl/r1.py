@@ -9,7 +9,8 @@ The stages themselves are other modules' work: SFT (:func:`utils.sft.fine_tune`)
 * :func:`pool_stream` - an endless stream over a fixed pool of problems, reshuffled every pass;
 * :func:`mixed_stream` - an endless stream of problems drawn from several (family, level) streams;
 * :func:`completion_tokens` - tokens per completion, as the policy's tokenizer counts them;
-* :func:`stage_row` - one row of the per-stage table (accuracy per skill, format, tokens per answer);
+* :func:`stage_row` - one row of the per-stage table (accuracy per skill from the one evaluator, format, tokens
+  per answer);
 * :func:`student_model` - a smaller, randomly initialised tiny model (the distillation student);
 * :func:`save_stage` - save a stage's model under ``P.model_dir("r1-<stage>")``.
 """
@@ -23,13 +24,12 @@ import numpy as np
 import torch
 from transformers import LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
-from ..lm.evaluation import evaluate
-from ..lm.models import new_tiny_model
+from ..lm.evaluation import evaluate_skills
+from ..lm.models import new_tiny_model, save_model
 from ..runtime import Profile
 from ..world import Problem, iter_problems
 from ..world.preferences import true_reward
 from ..world.rewards import format_reward, outcome_reward
-from .grpo import save_policy
 
 
 def r1_rewards(problems: Sequence[Problem], texts: Sequence[str], format_weight: float = 0.5,
@@ -113,29 +113,24 @@ def mixed_stream(tasks: Sequence[tuple[str, int]], weights: Sequence[float] | No
 
 def stage_row(model: PreTrainedModel, tok: PreTrainedTokenizerBase, skills: Mapping[str, Sequence[Problem]],
               format_skill: str, max_new_tokens: int = 96, batch_size: int = 256,
-              verdicts: dict[str, np.ndarray] | None = None) -> dict[str, float]:
-    """One row of the per-stage table, from one greedy evaluation of every skill's test problems.
+              verdicts: dict[str, np.ndarray] | None = None, orders: int = 1) -> dict[str, float]:
+    """One row of the per-stage table, from one greedy :func:`utils.lm.evaluation.evaluate_skills` call.
 
     Returns ``{skill: greedy accuracy for each skill, "format": well-formed share on format_skill,
-    "tokens": mean tokens per greedy completion on format_skill}``. ``verdicts``: a dict to receive each skill's
-    ``[n]`` 0/1 greedy verdicts (for paired comparisons between stages).
+    "tokens": mean tokens per greedy completion on format_skill}``, each problem asked in up to ``orders``
+    orderings (format and tokens over every ordering's completion). ``verdicts``: a dict to receive each skill's
+    ``[n]`` per-problem greedy accuracy (for paired comparisons between stages, :func:`utils.stats.paired_bootstrap`).
     """
-    names = list(skills)
     if format_skill not in skills:
-        raise ValueError(f"format_skill {format_skill!r} is not one of the skills {names}")
-    problems = [p for s in names for p in skills[s]]
-    res = evaluate(model, tok, problems, greedy=True, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False)
-    row, i = {}, 0
-    for s in names:
-        n = len(skills[s])
-        row[s] = float(np.mean(res.greedy[i : i + n])) if n else float("nan")
-        if verdicts is not None:
-            verdicts[s] = np.asarray(res.greedy[i : i + n], dtype=float)
-        if s == format_skill:
-            texts = res.greedy_texts[i : i + n]
-            row["format"] = float(np.mean([format_reward(None, t) for t in texts]))
-            row["tokens"] = float(np.mean(completion_tokens(tok, texts)))
-        i += n
+        raise ValueError(f"format_skill {format_skill!r} is not one of the skills {list(skills)}")
+    res = evaluate_skills(model, tok, skills, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False,
+                          orders=orders)
+    row = {s: r.accuracy for s, r in res.items()}
+    if verdicts is not None:
+        verdicts.update({s: r.scores("greedy") for s, r in res.items()})
+    texts = [t for ts in res[format_skill].greedy_order_texts for t in ts]
+    row["format"] = float(np.mean([format_reward(None, t) for t in texts]))
+    row["tokens"] = float(np.mean(completion_tokens(tok, texts)))
     return row
 
 
@@ -147,11 +142,11 @@ def student_model(seed: int = 0, hidden_size: int = 64, layers: int = 2, heads: 
                           num_key_value_heads=heads, intermediate_size=intermediate_size or 4 * hidden_size)
 
 
-def save_stage(model: PreTrainedModel, tok: PreTrainedTokenizerBase, P: Profile, stage: str) -> Path:
-    """Save a stage's model and tokenizer under ``P.model_dir("r1-<stage>")``; returns the folder (loadable with
+def save_stage(model: PreTrainedModel, tok: PreTrainedTokenizerBase, profile: Profile, stage: str) -> Path:
+    """Save a stage's model and tokenizer under ``profile.model_dir("r1-<stage>")``; returns the folder (loadable with
     :func:`utils.lm.load_model`)."""
-    out = P.model_dir(f"r1-{stage}")
-    save_policy(model, tok, out)
+    out = profile.model_dir(f"r1-{stage}")
+    save_model(model, tok, out)
     return out
 
 

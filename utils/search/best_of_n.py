@@ -10,20 +10,21 @@ for "best of N fresh samples" (a U-statistic); at ``N = M`` only the tie-breakin
   (:func:`utils.lm.evaluation.majority_correct`).
 * :func:`oracle_curve` - a perfect verifier: correct if *any* sample of the subset is, i.e. unbiased pass@N
   (:func:`utils.lm.evaluation.pass_at_k`) - the upper bound of every reranker.
-* :func:`bootstrap_ci` - a percentile interval over problems (for a difference of two rerankers, pass the
-  per-problem difference: a paired bootstrap).
+* :func:`curve_table` - the curves as rows with bootstrap intervals over problems
+  (:func:`utils.stats.bootstrap_ci`; for two rerankers on the same problems, :func:`utils.stats.paired_bootstrap`).
 
 Each curve is a dict ``N -> [P]`` per-problem accuracies (means over the subsets).
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from ..lm.evaluation import majority_correct, pass_at_k
-from ..rl.policy_gradient import percentile_interval
+from ..stats import bootstrap_ci
 
 
 def _check(correct: np.ndarray, ns: Sequence[int]) -> np.ndarray:
@@ -86,15 +87,58 @@ def oracle_curve(correct: np.ndarray, ns: Sequence[int]) -> dict[int, np.ndarray
     return {int(n): np.array([pass_at_k(M, int(row.sum()), int(n)) for row in c]) for n in ns}
 
 
-def bootstrap_ci(per_problem: np.ndarray, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
-    """``(mean, low, high)``: the mean over problems and its percentile bootstrap interval (problems resampled)."""
-    x = np.asarray(per_problem, dtype=float).reshape(-1)
-    if x.size == 0:
-        raise ValueError("bootstrap_ci needs at least one value")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, (n_boot, x.size))].mean(1)
-    lo, hi = percentile_interval(torch.from_numpy(means), level)
-    return float(x.mean()), lo, hi
+# ---------------------------------------------------------------------------------------------- exact best-of-N
+def bon_kl(n: int | Sequence[int]) -> float | list[float]:
+    """``KL(pi_bon || pi) = log N - (N - 1) / N`` nats (Stiennon et al. 2020, App. G; exact for a proxy without ties)."""
+    if isinstance(n, (list, tuple)):
+        return [bon_kl(int(k)) for k in n]  # type: ignore[misc]
+    if int(n) < 1:
+        raise ValueError(f"best-of-N needs N >= 1, got {n}")
+    return math.log(n) - (n - 1) / n
+
+
+def best_of_n_weights(n: int, N: int) -> torch.Tensor:
+    """``[n]`` probability that the sample of rank ``i`` (ascending, ``i = 0 ... n-1``) is the best of a uniformly
+    random subset of size ``N``: ``C(i, N-1) / C(n, N)``. Sums to 1."""
+    if not 1 <= N <= n:
+        raise ValueError(f"need 1 <= N <= n, got N={N}, n={n}")
+    i = torch.arange(n, dtype=torch.float64)
+    # log C(i, N-1) - log C(n, N), zero weight where i < N-1
+    logw = (torch.lgamma(i + 1) - torch.lgamma(torch.tensor(float(N))) - torch.lgamma((i - N + 2).clamp(min=1))
+            - (math.lgamma(n + 1) - math.lgamma(N + 1) - math.lgamma(n - N + 1)))
+    w = torch.where(i >= N - 1, logw.exp(), torch.zeros_like(logw))
+    return w / w.sum()  # renormalise away rounding
+
+
+def best_of_n_curve(
+    proxy: torch.Tensor, gold: torch.Tensor, Ns: Sequence[int], per_prompt: bool = False,
+) -> dict[str, torch.Tensor]:
+    """Exact best-of-N values from ``n`` stored samples per prompt.
+
+    Args:
+        proxy: ``[M, n]`` proxy rewards (``M`` prompts, ``n`` samples each) - what picks the sample.
+        gold: ``[M, n]`` gold rewards of the same samples - what we actually care about.
+        Ns: the values of ``N`` (each ``1 <= N <= n``).
+        per_prompt: also return the ``[M, len(Ns)]`` per-prompt values (for bootstrap intervals).
+
+    Returns:
+        ``{"N": [K], "kl": [K] (bon_kl), "proxy": [K], "gold": [K]}`` - means over prompts of the expected
+        proxy and gold reward of the proxy's choice among ``N`` random samples; with ``per_prompt``, also
+        ``"proxy_pp"``, ``"gold_pp"`` ``[M, K]``. Ties in the proxy are broken by sample order.
+    """
+    if proxy.shape != gold.shape or proxy.dim() != 2:
+        raise ValueError(f"proxy and gold must both be [M, n], got {tuple(proxy.shape)} and {tuple(gold.shape)}")
+    M, n = proxy.shape
+    order = torch.sort(proxy.double(), dim=1, stable=True).indices  # ascending
+    p_sorted = proxy.double().gather(1, order)
+    g_sorted = gold.double().gather(1, order)
+    W = torch.stack([best_of_n_weights(n, int(N)) for N in Ns], 1)  # [n, K]
+    p_pp, g_pp = p_sorted @ W, g_sorted @ W  # [M, K]
+    out = {"N": torch.tensor([int(N) for N in Ns]), "kl": torch.tensor(bon_kl(list(Ns)), dtype=torch.float64),
+           "proxy": p_pp.mean(0), "gold": g_pp.mean(0)}
+    if per_prompt:
+        out["proxy_pp"], out["gold_pp"] = p_pp, g_pp
+    return out
 
 
 def curve_table(curves: dict[str, dict[int, np.ndarray]], n_boot: int = 1000, seed: int = 0) -> list[dict]:

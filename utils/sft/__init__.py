@@ -27,7 +27,6 @@ from .distill import (
     forgetting,
     forgetting_report,
     keep_correct,
-    measure_skills,
     rejection_sample,
     solver_completion,
     token_kd_loss,
@@ -39,7 +38,7 @@ from .trl_glue import sft_config, trl_collate, trl_loss
 __all__ = [
     "DistillData", "RejectionSamples", "by_turn", "clone", "conversation", "conversations", "dialogue_problems",
     "distill_dataset", "fine_tune", "forgetting", "forgetting_report", "format_rate", "is_dialogue", "keep_correct",
-    "mask_html", "mask_rows", "mask_text", "measure_skills", "mix",
+    "mask_html", "mask_rows", "mask_text", "mix",
     "problem_batches", "rejection_sample", "sft_config", "sft_dataset", "sft_step",
     "solver_completion", "strip_rationale", "token_kd_loss", "train_sft", "trl_collate", "trl_loss",
    

@@ -5,7 +5,8 @@ training on one domain costs (survey §3.3.2, §3.3.5, §4.4-4.6, §7).
 * **token-level distillation on fixed data**: :func:`token_kd_loss` (forward KL per token; TRL's GKD loss with
   ``beta=0`` on these positions - GKD itself distils on the *student's own* samples, on-policy);
 * **rejection-sampling fine-tuning**: :func:`rejection_sample`, :func:`keep_correct`;
-* **skills and forgetting**: :func:`measure_skills`, :func:`forgetting`, :func:`forgetting_report`.
+* **forgetting**: :func:`forgetting`, :func:`forgetting_report` (over per-skill accuracies from
+  :func:`utils.lm.evaluation.evaluate_skills`).
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..lm.batches import Conversation
-from ..lm.evaluation import evaluate
 from ..lm.generation import generate_texts
 from ..lm.logprobs import IGNORE
 from ..world import Problem, countdown, format_completion, parse_completion, score
@@ -163,32 +163,6 @@ def rejection_sample(
     correct = np.array([[score(p, t) for t in ts] for p, ts in zip(problems, texts)], dtype=float).reshape(len(problems), k)
     pairs = keep_correct(problems, texts, max_per_problem, dedupe)
     return RejectionSamples(pairs, [conversation(p, t) for p, t in pairs], correct, texts)
-
-
-def measure_skills(
-    model: PreTrainedModel,
-    tok: PreTrainedTokenizerBase,
-    skills: Mapping[str, Sequence[Problem]],
-    n_samples: int = 0,
-    max_new_tokens: int = 96,
-    batch_size: int = 256,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Accuracy per named skill: greedy accuracy, or mean pass@1 over ``n_samples`` samples at T = 1.
-
-    ``skills`` maps a name (e.g. ``"countdown-3"``) to its test problems. One evaluation call for all.
-    """
-    names = list(skills)
-    problems = [p for s in names for p in skills[s]]
-    res = evaluate(model, tok, problems, n_samples=n_samples, greedy=n_samples == 0, max_new_tokens=max_new_tokens,
-                   batch_size=batch_size, ks=(1,), seed=seed, progress=False)
-    verdicts = res.greedy if n_samples == 0 else res.samples.mean(1)
-    out, i = {}, 0
-    for s in names:
-        n = len(skills[s])
-        out[s] = float(np.mean(verdicts[i : i + n])) if n else float("nan")
-        i += n
-    return out
 
 
 def forgetting(before: Mapping[str, float], after: Mapping[str, float], held_out: Iterable[str]) -> float:

@@ -8,8 +8,9 @@ What chapter 04 needs beyond :mod:`utils.lm.lora` (LoRA from scratch):
   :func:`utils.lm.training.train_lm` works for every method.
 * :func:`training_memory` *measures* what one training step holds: weights, gradients, AdamW state and the
   activations autograd saves for the backward pass (on CUDA also the allocator's real peak).
-* :func:`greedy_accuracy` and :func:`heldout_nll` score a model on a skill: greedy accuracy, and the loss of
-  held-out worked solutions (a forgetting measure that still moves where accuracy is already ~0).
+* :func:`heldout_nll` scores a model on a skill by the loss of held-out worked solutions (a forgetting measure
+  that still moves where accuracy is already ~0); accuracy comes from the one evaluator,
+  ``utils.lm.evaluation.evaluate(model, tok, problems, decode=functools.partial(greedy_texts, model, tok))``.
 * :func:`greedy_texts` decodes greedily with ``model.generate`` in batches of equal prompt length (no
   padding), which is how PEFT's prompt-learning models must be decoded; :func:`generation_consistent`
   checks a model's cached generation against its own full forward pass.
@@ -31,7 +32,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from ..lm.batches import sft_batch
 from ..lm.generation import build_prompts, sample
 from ..lm.logprobs import loss_sum_and_count, mle_loss
-from ..world import Problem, score
+from ..world import Problem
 from .data import conversation
 
 #: every linear layer of a Llama block
@@ -281,14 +282,6 @@ def greedy_texts(model: nn.Module, tok: PreTrainedTokenizerBase, problems: Seque
                  max_new_tokens: int = 96, batch_size: int = 256, backend: str = "course") -> list[str]:
     """Greedy completions as text (special tokens removed), one per problem; see :func:`greedy_ids`."""
     return tok.batch_decode(greedy_ids(model, tok, problems, max_new_tokens, batch_size, backend), skip_special_tokens=True)
-
-
-def greedy_accuracy(model: nn.Module, tok: PreTrainedTokenizerBase, problems: Sequence[Problem],
-                    max_new_tokens: int = 96, batch_size: int = 256) -> float:
-    """Fraction of ``problems`` whose greedy completion (:func:`greedy_texts`) the world's verifier accepts."""
-    problems = list(problems)
-    texts = greedy_texts(model, tok, problems, max_new_tokens, batch_size)
-    return sum(score(p, t) for p, t in zip(problems, texts)) / max(len(problems), 1)
 
 
 @torch.no_grad()

@@ -32,8 +32,8 @@ import torch
 
 from .. import world
 from ..lm import generation
-from ..lm.generation import _sample_batch_static, build_prompts, sample
-from ..lm.models import load_model, random_model
+from ..lm.generation import build_prompts, sample, sample_batch_static
+from ..lm.models import load_model, load_tokenizer, random_model
 from ..runtime import gpu_dtype, grad_scaler, seed_everything
 
 LEVELS = [("countdown", 3), ("countdown", 4), ("countdown", 5), ("addition", 2), ("addition", 3), ("addition", 4),
@@ -81,13 +81,15 @@ def speed(
     for the compiled paths, ``torch.compile``), then ``repeats`` times warm; the best warm run is reported, and
     "warm-up s" is the first call's time minus it. ``repeats=0`` times the first call only (an agreement check).
     ``random_weights``: the architecture of ``model_name`` from ``data/configs`` with random weights (its tokenizer
-    is the real one); it rarely emits the end token, so every row decodes all ``new_tokens`` steps.
+    is the real one, from :func:`utils.lm.models.load_tokenizer`: SmolLM2's ships in ``data/``); it rarely emits the end token, so every row decodes all ``new_tokens`` steps.
     """
-    model, tok = load_model(model_name, device=str(device), dtype=dtype)
-    if random_weights:
+    if random_weights:  # the shipped tokenizer (data/smollm2-tokenizer for SmolLM2): no model file is read
+        tok = load_tokenizer(model_name)
         seed_everything(0)
         model = random_model(model_name, device=str(device), dtype=dtype).eval()
         model.generation_config.pad_token_id = tok.pad_token_id
+    else:
+        model, tok = load_model(model_name, device=str(device), dtype=dtype)
     problems = world.sample_problems("countdown", 3, batch, split="test", seed=0)
     prompts = build_prompts(tok, problems)
     stops = {tok.eos_token_id, tok.pad_token_id} - {None}
@@ -212,7 +214,7 @@ def arch_memory(arch: str, dtype: torch.dtype, device: torch.device, batch: int,
     prompt = torch.randint(0, model.config.vocab_size, (64, 64), device=device)
     mask = torch.ones_like(prompt)
     def gen() -> None:
-        _sample_batch_static(model, prompt, mask, 256, 1.0, 1.0, [-1], 0, None)
+        sample_batch_static(model, prompt, mask, 256, 1.0, 1.0, [-1], 0, None)
 
     gen()
     _, gsecs, gpeak = _timed(gen, device)

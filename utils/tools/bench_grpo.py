@@ -21,7 +21,7 @@ from .. import world
 from ..lm.batches import default_system
 from ..lm.models import load_model
 from ..rl import grpo
-from ..rl.ppo import verifier_reward
+from ..rl.common import verifier_reward
 from ..runtime import gpu_dtype, seed_everything
 from ..world.rewards import outcome_reward, problem_to_json, trl_reward
 

@@ -11,10 +11,6 @@ from pathlib import Path
 
 import nbformat
 
-#: first line of a cell whose output ``make test`` (nbval, smoke) compares with the committed one: use it only
-#: for output that is the same in every profile (the world's examples, a verifier's verdicts)
-MARK = "# NBVAL_CHECK_OUTPUT"
-
 
 def strip_run_state(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Drop papermill metadata, execution timings and widget state (in place; returns ``nb``)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 
-from .core import Family, Problem, StepLabel, split_steps
+from .core import MAX_STEPS, Family, Problem, StepLabel, split_steps
 
 LEVELS = (1, 2, 3, 4, 5, 6)
 
@@ -78,7 +78,7 @@ def step_labels(problem: Problem, think: str | None) -> list[StepLabel]:
     """For each written step, whether it equals the reference column step at that position
     (``reachable`` is ``None``: a wrong column cannot be repaired later, there is no solver to ask)."""
     ref = column_steps(problem.meta["a"], problem.meta["b"])
-    got = [s.replace(" ", "") for s in split_steps(think)][:32]
+    got = [s.replace(" ", "") for s in split_steps(think)][:MAX_STEPS]
     return [StepLabel(s, i < len(ref) and s == ref[i], None) for i, s in enumerate(got)]
 
 

@@ -131,11 +131,57 @@ def parse_completion(text: Any) -> Parsed:
     return Parsed(thinks[0] if thinks else None, answers[-1].strip() if answers else None, False)
 
 
+# ----------------------------------------------------------------------------------------------
+# Reasoning steps: the one definition every labeller, reward model and search reads.
+# ----------------------------------------------------------------------------------------------
+
+#: The characters that end a reasoning step inside the think block (``7*3=21,21+5=26``).
+SEPARATORS = ",\n;"
+#: The most steps of one completion that step labellers (and process rewards) look at.
+MAX_STEPS = 32
+_SEPARATOR = re.compile(f"[{re.escape(SEPARATORS)}]")
+
+
+def completion_text(completion: Any) -> str:
+    """Plain text of a completion: strings pass through; TRL chat completions are joined; else ``""``."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list):
+        return "".join(m.get("content", "") for m in completion if isinstance(m, dict) and isinstance(m.get("content"), str))
+    if isinstance(completion, dict) and isinstance(completion.get("content"), str):
+        return completion["content"]
+    return ""
+
+
 def split_steps(think: str | None) -> list[str]:
-    """Split a think block into steps (comma or newline separated, blanks dropped)."""
+    """Split a think block into steps at the :data:`SEPARATORS` (blanks dropped)."""
     if not think:
         return []
-    return [s.strip() for s in re.split(r"[,\n;]", think) if s.strip()]
+    return [s.strip() for s in _SEPARATOR.split(think) if s.strip()]
+
+
+def step_boundaries(completion: Any) -> list[int]:
+    """Character positions (in the completion) where each reasoning step ends: its separator, or ``</think>``.
+
+    One position per step that :func:`split_steps` finds in the think block (blank segments skipped, at most
+    :data:`MAX_STEPS`), so ``len(step_boundaries(c)) == len(process_rewards(p, c))`` for Countdown. No think
+    block (or no ``</think>``): ``[]``. Never raises.
+    """
+    text = completion_text(completion)
+    start = text.find(THINK_OPEN)
+    if start < 0:
+        return []
+    start += len(THINK_OPEN)
+    end = text.find(THINK_CLOSE, start)
+    if end < 0:
+        return []
+    out, seg_start = [], start
+    for m in list(_SEPARATOR.finditer(text, start, end)) + [None]:
+        pos = end if m is None else m.start()
+        if text[seg_start:pos].strip():
+            out.append(pos)
+        seg_start = pos + 1
+    return out[:MAX_STEPS]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -162,6 +208,8 @@ class StepLabel:
 
 #: ``step_labels(problem, think) -> one StepLabel per step`` (``think`` may be ``None``: no steps).
 StepLabeller = Callable[[Problem, "str | None"], "list[StepLabel]"]
+#: ``reorder(problem, k) -> up to k problems``: the same problem stated in other orders (the original first).
+Reorderer = Callable[[Problem, int], "list[Problem]"]
 
 
 @dataclass(frozen=True)
@@ -177,6 +225,8 @@ class Family:
         step_labels: an exact per-step verifier, or ``None`` for families whose steps cannot be checked
             (then evaluation reports no step statistics and process rewards are empty).
         reachability: whether ``step_labels`` decides :attr:`StepLabel.reachable` (Countdown's solver does).
+        reorder: the problem with its inputs listed in other orders (a Countdown multiset of numbers), or
+            ``None`` for families whose prompt has one natural order (see :func:`utils.world.reorderings`).
     """
 
     name: str
@@ -185,3 +235,4 @@ class Family:
     levels: tuple[int, ...]
     step_labels: StepLabeller | None = None
     reachability: bool = False
+    reorder: Reorderer | None = None

@@ -18,10 +18,12 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
+from dataclasses import replace
 from fractions import Fraction
 from functools import lru_cache
+from itertools import permutations
 
-from .core import Family, Problem, StepLabel, split_steps
+from .core import MAX_STEPS, Family, Problem, StepLabel, split_steps
 
 MAX_DIGIT = 9
 MAX_VALUE = 50
@@ -275,7 +277,7 @@ def step_labels(problem: Problem, think: str | None) -> list[StepLabel]:
     target = problem.meta["target"]
     labels: list[StepLabel] = []
     broken = False
-    for text in split_steps(think)[:32]:
+    for text in split_steps(think)[:MAX_STEPS]:
         m = _STEP.match(text)
         if broken or not m:
             broken = True
@@ -293,4 +295,24 @@ def step_labels(problem: Problem, think: str | None) -> list[StepLabel]:
     return labels
 
 
-FAMILY = Family("countdown", generate, verify_answer, LEVELS, step_labels, reachability=True)
+def reorder(problem: Problem, k: int) -> list[Problem]:
+    """Up to ``k`` statements of ``problem`` with its numbers in distinct orders: the original first, then the
+    other distinct permutations in :func:`itertools.permutations` order of positions (deterministic).
+
+    A problem is a multiset of numbers, so every ordering keeps the uid, split, target and reference solution;
+    repeated numbers give fewer distinct orderings (``3 3 5``: 3).
+    """
+    numbers = tuple(problem.meta["numbers"])
+    seen: dict[tuple[int, ...], None] = {}
+    for idx in permutations(range(len(numbers))):
+        seen.setdefault(tuple(numbers[i] for i in idx), None)
+        if len(seen) >= k:
+            break
+    out = []
+    for perm in seen:
+        q = make_problem(list(perm), problem.meta["target"], list(problem.steps), problem.answer)
+        out.append(replace(q, meta={**problem.meta, **q.meta}))
+    return out
+
+
+FAMILY = Family("countdown", generate, verify_answer, LEVELS, step_labels, reachability=True, reorder=reorder)

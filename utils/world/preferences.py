@@ -20,8 +20,8 @@ import random
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from .core import Problem, format_completion
-from .rewards import completion_text, format_reward, outcome_reward, problem_to_json, process_rewards
+from .core import Problem, completion_text, format_completion
+from .rewards import format_reward, outcome_reward, problem_to_json, process_rewards
 
 W_CORRECT, W_FORMAT, W_PROCESS, W_LENGTH = 1.0, 0.2, 0.3, 0.01
 

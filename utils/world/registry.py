@@ -89,6 +89,18 @@ def score(problem: Problem, completion: Any) -> float:
         return 0.0
 
 
+def reorderings(problem: Problem, k: int) -> list[Problem]:
+    """``problem`` stated in up to ``k`` orders, the original first (``k >= 1``).
+
+    Countdown lists a multiset of numbers in one order, and a small model's accuracy depends on that order;
+    evaluating every ordering averages it out. A family without a :attr:`Family.reorder` gives ``[problem]``.
+    """
+    if k < 1:
+        raise ValueError(f"need k >= 1 orderings, got {k}")
+    fam = get_family(problem.family)
+    return [problem] if fam.reorder is None or k == 1 else fam.reorder(problem, k)
+
+
 def label_steps(problem: Problem, completion: Any) -> list[StepLabel] | None:
     """Per-step verdicts on a completion's think block, or ``None`` for a family without a step labeller.
 

@@ -10,19 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from .core import Problem, parse_completion
+from .core import Problem, completion_text, parse_completion
 from .registry import label_steps, score
-
-
-def completion_text(completion: Any) -> str:
-    """Plain text of a completion: strings pass through; TRL chat completions are joined; else ``""``."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list):
-        return "".join(m.get("content", "") for m in completion if isinstance(m, dict) and isinstance(m.get("content"), str))
-    if isinstance(completion, dict) and isinstance(completion.get("content"), str):
-        return completion["content"]
-    return ""
 
 
 def outcome_reward(problem: Problem, completion: Any) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from math import comb
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 
 def geometric_mean(step_probs: Sequence[float]) -> float:
@@ -35,3 +35,54 @@ def weighted_vote(answers: Sequence[str | None], scores: Sequence[float]) -> str
         if a is not None and "".join(a.split()):
             weight["".join(a.split())] += float(s)
     return max(weight, key=weight.get) if weight else None  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- typical wrong answers (each must fail its grader)
+def _bon_top_scored(s, c, n):  # the top-scored sample's correctness
+    return c[max(range(len(s)), key=lambda i: s[i])]
+
+
+def _bon_pass_at_n(s, c, n):  # pass@n (any correct)
+    from ...lm.evaluation import pass_at_k
+
+    return pass_at_k(len(c), int(sum(c)), n)
+
+
+def _bon_with_replacement(s, c, n):  # drawing with replacement
+    order = sorted(range(len(s)), key=lambda i: -s[i])
+    M = len(s)
+    return sum(c[i] * (((M - j) / M) ** n - ((M - j - 1) / M) ** n) for j, i in enumerate(order))
+
+
+def _vote_plain_majority(a, s):  # the plain majority
+    from collections import Counter
+
+    return Counter(x for x in a if x).most_common(1)[0][0] if any(a) else None
+
+
+def _vote_none_counts(a, s):  # None counted as an answer
+    w: defaultdict = defaultdict(float)
+    for x, y in zip(a, s):
+        w[x] += y
+    return max(w, key=w.get)
+
+
+WRONG: dict[str, list[Callable[..., Any]]] = {
+    # the plain product; the arithmetic mean; no guard for empty or zero steps
+    "06.1": [
+        lambda v: math.prod(v) if v else 0.0,
+        lambda v: sum(v) / len(v) if v else 0.0,
+        lambda v: math.exp(sum(math.log(p) for p in v) / len(v)),
+    ],
+    "06.2": [
+        _bon_top_scored,
+        _bon_pass_at_n,
+        _bon_with_replacement,
+        lambda s, c, n: expected_best_of_n(s, c, min(max(n, 1), len(s))),  # no range check
+    ],
+    "06.3": [
+        _vote_plain_majority,
+        lambda a, s: a[max(range(len(a)), key=lambda i: s[i])],  # the top-scored sample's answer
+        _vote_none_counts,
+    ],
+}

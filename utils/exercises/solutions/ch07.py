@@ -1,7 +1,7 @@
 """Reference solutions to chapter 07's exercises (spoilers!). The test-suite checks that each passes its grader."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     import torch
@@ -38,3 +38,58 @@ def explained_variance(values: "torch.Tensor", returns: "torch.Tensor", mask: "t
     b = mask.bool()
     r, v = returns[b].float(), values[b].float()
     return float(1 - (r - v).var(unbiased=False) / r.var(unbiased=False))
+
+
+# ---------------------------------------------------------------- typical wrong answers (each must fail its grader)
+def _gae_bootstraps_padding(r, v, m, gamma, lam):  # bootstrapping from the padding's values
+    import torch
+
+    adv = torch.zeros_like(v)
+    nxt = torch.zeros_like(v[:, 0])
+    for t in reversed(range(v.shape[1])):
+        nv = v[:, t + 1] if t + 1 < v.shape[1] else torch.zeros_like(nxt)
+        nxt = (r[:, t] + gamma * nv - v[:, t] + gamma * lam * nxt) * m[:, t]
+        adv[:, t] = nxt
+    return adv
+
+
+def _clipped(lp, old, a, eps, how):
+    import torch
+
+    ratio = (lp - old.detach()).exp()
+    c = ratio.clamp(1 - eps, 1 + eps) * a
+    return {"max": torch.maximum(ratio * a, c), "clip": c, "min": torch.minimum(ratio * a, c)}[how]
+
+
+def _ppo_log_ratio(lp, old, a, m, eps):  # the ratio against the log-probs' difference
+    import torch
+
+    return -(torch.minimum((lp - old) * a, (lp - old).clamp(-eps, eps) * a) * m).sum() / m.sum()
+
+
+def _ev_squared_correlation(v, r, m):  # the squared correlation
+    import torch
+
+    return float(torch.corrcoef(torch.stack([v[m.bool()], r[m.bool()]]))[0, 1] ** 2)
+
+
+WRONG: dict[str, list[Callable[..., Any]]] = {
+    "07.1": [
+        lambda r, v, m, g, lam: gae(r, v, m, g, 1.0),  # lam ignored (Monte-Carlo advantage)
+        _gae_bootstraps_padding,
+        lambda r, v, m, g, lam: gae(r, v, m, g, lam) + v * m,  # returning A + V
+    ],
+    # max instead of min; the clipped term only; a per-sequence mean; the ratio against the log-probs' difference
+    "07.2": [
+        lambda lp, old, a, m, eps: -(_clipped(lp, old, a, eps, "max") * m).sum() / m.sum(),
+        lambda lp, old, a, m, eps: -(_clipped(lp, old, a, eps, "clip") * m).sum() / m.sum(),
+        lambda lp, old, a, m, eps: -((_clipped(lp, old, a, eps, "min") * m).sum(-1) / m.sum(-1)).mean(),
+        _ppo_log_ratio,
+    ],
+    # the mask ignored; Var(V) / Var(R); the squared correlation
+    "07.3": [
+        lambda v, r, m: float(1 - (r - v).var() / r.var()),
+        lambda v, r, m: float(v[m.bool()].var() / r[m.bool()].var()),
+        _ev_squared_correlation,
+    ],
+}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
@@ -27,3 +27,51 @@ def stage_gains(rows: Mapping[str, Mapping[str, float]], skill: str) -> dict[str
     """12.3: ``{stage: rows[stage][skill] - rows[previous stage][skill]}`` for every stage after the first, in order."""
     names = list(rows)
     return {b: rows[b][skill] - rows[a][skill] for a, b in zip(names, names[1:])}
+
+
+# ---------------------------------------------------------------- typical wrong answers (each must fail its grader)
+_ONE_OP = re.compile(r"\d+[+\-*/]\d+=\d+")
+
+
+def _read_searched(text):  # a search instead of a full match
+    steps = split_steps(parse_completion(text).think)
+    return sum(bool(_ONE_OP.search(s)) for s in steps) / len(steps) if steps else 0.0
+
+
+def _read_checked(text):  # checking the arithmetic too
+    steps = split_steps(parse_completion(text).think)
+    ok = [bool(_ONE_OP.fullmatch(s)) and eval(s.split("=")[0]) == int(s.split("=")[1]) for s in steps]
+    return sum(ok) / len(ok) if ok else 0.0
+
+
+def _read_fragile(text):  # crashing on None
+    think = re.search(r"<think>(.*)</think>", text).group(1)
+    steps = [s for s in think.split(",") if s]
+    return sum(bool(_ONE_OP.fullmatch(s)) for s in steps) / len(steps)
+
+
+def _gains_vs_first(rows, skill):  # against the first stage
+    names = list(rows)
+    return {b: rows[b][skill] - rows[names[0]][skill] for b in names[1:]}
+
+
+def _gains_alphabetical(rows, skill):  # alphabetical order
+    names = sorted(rows)
+    return {b: rows[b][skill] - rows[a][skill] for a, b in zip(names, names[1:])}
+
+
+def _gains_with_first(rows, skill):  # the first stage included with 0
+    names = list(rows)
+    return {names[0]: 0.0, **{b: rows[b][skill] - rows[a][skill] for a, b in zip(names, names[1:])}}
+
+
+WRONG: dict[str, list[Callable[..., Any]]] = {
+    # per sample instead of per prompt; a non-zero mean counted as signal; every G-th row as a group
+    "12.1": [
+        lambda r, G: float((r != r[0]).float().mean()),
+        lambda r, G: float((r.reshape(-1, G).mean(1) > 0).float().mean()),
+        lambda r, G: float((r.reshape(G, -1).T.std(1) > 0).float().mean()),
+    ],
+    "12.2": [_read_searched, _read_checked, _read_fragile],
+    "12.3": [_gains_vs_first, _gains_alphabetical, _gains_with_first],
+}

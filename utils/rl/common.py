@@ -1,0 +1,84 @@
+"""What the RL trainers share (PPO, GRPO, OREO): the reward signature, the verifier reward, the critic, masked
+token means, the exact per-state KL and the per-step history of a training run.
+
+* :data:`RewardFn` - ``reward_fn(problems, texts) -> [B]``: the verifier, a learned reward model, an ensemble.
+* :func:`verifier_reward` - the ground-truth reward, :func:`utils.world.score`.
+* :class:`Critic` - a separate value network (a copy of the LM plus a
+  :class:`utils.rl.policy_gradient.ValueHead`), as in InstructGPT: PPO's critic and OREO's value model.
+* :func:`masked_mean` - the token-level mean over a completion mask.
+* :func:`exact_token_kl` - ``KL(pi(.|s_t) || pi_ref(.|s_t))`` summed over the vocabulary at each visited state.
+* :class:`StepHistory` - a trainer's result with one dict of diagnostics per step.
+
+Shapes: ``B`` sequences, ``T`` completion length (right-padded, ``mask [B, T]`` 1 up to and including the end
+token), ``H`` hidden size, ``V`` vocabulary.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from ..lm.logprobs import completion_hidden
+from ..lm.samples import Samples
+from ..world import Problem, score
+from .policy_gradient import ValueHead
+
+RewardFn = Callable[[list[Problem], list[str]], torch.Tensor]
+
+
+def verifier_reward(problems: list[Problem], texts: list[str]) -> torch.Tensor:
+    """``[B]`` the ground-truth reward: :func:`utils.world.score` (1 if the answer is right, else 0; malformed: 0)."""
+    if len(problems) != len(texts):
+        raise ValueError(f"{len(problems)} problems but {len(texts)} completions")
+    return torch.tensor([score(p, t) for p, t in zip(problems, texts)], dtype=torch.float32)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x [B, T]`` over the entries where ``mask`` is 1."""
+    m = mask.to(x.dtype)
+    return (x * m).sum() / m.sum().clamp(min=1)
+
+
+def exact_token_kl(logits: torch.Tensor, ref_logits: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """``[B, T]`` the exact per-state ``KL(pi(.|s_t) || pi_ref(.|s_t)) = sum_v pi(v) (log pi(v) - log pi_ref(v))``.
+
+    From full next-token logits ``[B, T, V]`` of both models at the same states (0 off-mask). The reference
+    against which the one-sample estimators k1/k3 are measured.
+    """
+    lp = (logits.float() / temperature).log_softmax(-1)
+    lq = (ref_logits.float() / temperature).log_softmax(-1)
+    return (lp.exp() * (lp - lq)).sum(-1) * mask.float()
+
+
+class Critic(nn.Module):
+    """A separate value network: a copy of a causal LM (its backbone's states are read) plus a :class:`ValueHead`.
+
+    ``Critic(sft_model, init_value)`` copies the model's weights; the policy's are not shared, so the value
+    regression cannot pull the policy's features around (the price: one more model in memory).
+    """
+
+    def __init__(self, model: PreTrainedModel, init_value: float = 0.0) -> None:
+        super().__init__()
+        self.lm = copy.deepcopy(model)
+        self.head = ValueHead(model.config.hidden_size, init_value).to(next(model.parameters()).device)
+
+    def forward(self, samples: Samples) -> torch.Tensor:
+        """``[B, T]`` values ``V(s_t)`` of the state before each completion token (0 off-mask)."""
+        h = completion_hidden(self.lm, samples.prompt_ids, samples.prompt_mask, samples.completion_ids, samples.completion_mask)
+        return self.head(h) * samples.completion_mask
+
+
+class StepHistory:
+    """A trainer's result with ``history``, one dict of diagnostics per step (PPO, GRPO, OREO)."""
+
+    history: list[dict[str, float]]
+
+    def curve(self, key: str) -> list[float]:
+        """The per-step values of one diagnostic (e.g. ``"reward"``, ``"kl"``, ``"clip_frac"``)."""
+        return [h[key] for h in self.history]
+
+
+__all__ = ["Critic", "RewardFn", "StepHistory", "exact_token_kl", "masked_mean", "verifier_reward"]
