@@ -1,5 +1,6 @@
 """GPU-only checks of the fast sampling paths, CUDA graph and compiled + CUDA graph (skipped without CUDA; run them
-on a GPU machine with ``python -m pytest tests/test_gpu.py``). CI has no GPU: these run on the project's H200."""
+on a GPU machine with ``python -m pytest tests/test_gpu.py``). CI has no GPU: run them on a lent GPU
+(docs/measurements.md names the card each figure came from)."""
 import time
 
 import pytest

@@ -1,7 +1,7 @@
 """Regression snapshots: what the world, the tokenizer and the tiny model produce, recorded once.
 
-These values were recorded *before* ``utils/`` was split into layers (foundation v2), and the move was
-required to leave every one of them unchanged; they stay as regression tests for later refactors.
+Refactors of ``utils/`` must leave every one of these values unchanged: a move or a merge that changes one
+has changed behaviour.
 
 * Integers and strings (problems, token ids, greedy and seeded samples, labels, rewards) must match exactly.
 * Floats (log-probs, losses) must match to a relative 1e-4 (``rel=1e-4`` in :func:`_close`): the tiny model

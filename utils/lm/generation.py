@@ -446,7 +446,7 @@ def compile_generation_default(model: torch.nn.Module) -> bool:
     return COMPILE_BY_DEFAULT_ON_CUDA and next(model.parameters()).device.type == "cuda"
 
 
-#: Off, as measured on the H200 (2026-12-02, README): the compiled step is the fastest path (19.1k tokens/s at
+#: Off, by measurement on an H200 (docs/measurements.md): the compiled step is the fastest path (19.1k tokens/s at
 #: 64 x 256 bf16, 1.17x ``generate``'s static cache, 1.39x our CUDA graph) but compiling takes ~30 s per shape and
 #: saves ~0.33 s per call of that shape, so it pays after ~90 calls — more than a notebook makes of any one shape.
 COMPILE_BY_DEFAULT_ON_CUDA = False
