@@ -82,6 +82,12 @@ def build_prompts(
     return out
 
 
+def end_token_ids(tok: PreTrainedTokenizerBase) -> set[int]:
+    """The ids that end a completion: the end-of-text token, and the pad token where the tokenizer has one (the
+    sampler stops a row at either; a completion whose last kept token is one of them ended by itself)."""
+    return {tok.eos_token_id} | ({tok.pad_token_id} if tok.pad_token_id is not None else set())
+
+
 _STOP_IDS: "weakref.WeakKeyDictionary[PreTrainedTokenizerBase, dict[tuple[str, ...], list[int]]]" = weakref.WeakKeyDictionary()
 
 
@@ -518,8 +524,7 @@ def sample(
         raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
     device = next(model.parameters()).device
     expanded = [p for p in prompts for _ in range(n)]
-    stop_ids = sorted({tok.eos_token_id} | ({tok.pad_token_id} if tok.pad_token_id is not None else set())
-                      | set(stop_token_ids(tok, stop or ())))
+    stop_ids = sorted(end_token_ids(tok) | set(stop_token_ids(tok, stop or ())))
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     gen = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
     was_training = model.training

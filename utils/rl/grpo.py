@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..lm.generation import build_prompts, sample
+from ..lm.generation import build_prompts, end_token_ids, sample
 from ..lm.logprobs import completion_logprobs, kl_estimate
 from ..lm.models import save_model
 from ..lm.samples import Samples
@@ -134,7 +134,7 @@ def zero_std_groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
 
 def truncated(samples: Samples, tok: PreTrainedTokenizerBase, max_new_tokens: int) -> torch.Tensor:
     """``[B]`` bool: completions that used the whole budget without writing an end token."""
-    stop = {tok.eos_token_id} | ({tok.pad_token_id} if tok.pad_token_id is not None else set())
+    stop = end_token_ids(tok)
     lengths = samples.completion_mask.sum(-1)
     last = samples.completion_ids.gather(1, (lengths - 1).clamp(min=0)[:, None]).squeeze(1)
     is_stop = torch.tensor([int(t) in stop for t in last.tolist()], device=lengths.device)

@@ -17,7 +17,7 @@ from typing import Sequence
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..lm.compute import Ledger
-from ..lm.generation import build_prompts, sample
+from ..lm.generation import build_prompts, end_token_ids, sample
 from ..world import ANSWER_CLOSE, SEPARATORS, THINK_CLOSE, Problem
 
 #: where a step ends: each separator character, the end of the think block, the end of the answer
@@ -97,7 +97,7 @@ def expand(
     s = sample(model, tok, prompts, n=k, max_new_tokens=max_step_tokens, temperature=temperature, seed=seed,
                batch_size=batch_size, stop=STOPS, ledger=ledger)
     lens = s.completion_mask.sum(1).tolist()
-    end_ids = {tok.eos_token_id} | ({tok.pad_token_id} if tok.pad_token_id is not None else set())
+    end_ids = end_token_ids(tok)
     ends = [_end_of(t, int(s.completion_ids[r, n - 1]) if n else -1, end_ids, n, max_step_tokens)
             for r, (t, n) in enumerate(zip(s.texts, lens))]
     rows = range(len(prefixes))
