@@ -143,3 +143,33 @@ def test_compare_is_paired_and_checks_the_problems(cd3_eval):
         compare(res, res.select(range(1, len(probs))))
     with pytest.raises(ValueError):
         compare(perfect, perfect, "pass@1")  # no samples drawn
+
+
+# ----------------------------------------------------------------------------------------------
+# Faithfulness: a right answer after wrong steps is not a faithful one
+# ----------------------------------------------------------------------------------------------
+
+
+def test_faithful_counts_right_answers_whose_steps_all_hold():
+    from utils.world.countdown import make_problem
+
+    prob = make_problem([9, 7, 6], 10, ["7-6=1", "9+1=10"], "9+(7-6)")
+    sound = format_completion("7-6=1,9+1=10", "9+(7-6)")
+    wrong_steps = format_completion("7-6=2,9+2=11", "9+(7-6)")  # the verifier reads only the answer: it says right
+    no_steps = format_completion("", "9+(7-6)")
+    wrong = format_completion("7-6=1,9+1=10", "9*7-6")
+    texts = [sound, wrong_steps, no_steps, wrong]
+    assert [world.score(prob, t) for t in texts] == [1.0, 1.0, 1.0, 0.0]
+    res = EvalResult([prob] * 4, np.array([1.0, 1.0, 1.0, 0.0]), texts, np.zeros((4, 0)), [])
+    assert list(res.faithful()) == [1.0, 0.0, 0.0, 0.0]
+    assert list(res.scores("unfaithful")) == [0.0, 1.0, 1.0, 0.0]
+    assert res.faithful_share == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="metric"):
+        res.scores("steps")
+
+
+def test_faithful_without_a_step_labeller_is_the_accuracy(tiny_sft):
+    probs = sample_problems("strings", 1, 3, "test")
+    texts = [p.completion() for p in probs]
+    res = EvalResult(probs, np.ones(3), texts, np.zeros((3, 0)), [])
+    assert list(res.faithful()) == [1.0, 1.0, 1.0] and res.faithful_share == 1.0

@@ -155,7 +155,12 @@ class EvalResult:
         return np.array([len(qs) for qs in self.orderings], dtype=int)
 
     def scores(self, metric: str = "greedy") -> np.ndarray:
-        """``[P]`` per-problem numbers: ``"greedy"`` accuracy or sampled ``"pass@1"``, averaged over orderings."""
+        """``[P]`` per-problem numbers, averaged over orderings: ``"greedy"`` accuracy, sampled ``"pass@1"``, or the
+        greedy completions that are right **and** ``"faithful"`` (every step valid, see :meth:`faithful`) or right
+        but ``"unfaithful"`` (``greedy == faithful + unfaithful``)."""
+        if metric in ("faithful", "unfaithful"):
+            f = self.faithful()
+            return f if metric == "faithful" else self.scores("greedy") - f
         if metric == "greedy":
             if not len(self.greedy) and len(self.problems):
                 raise ValueError("this evaluation ran no greedy decoding")
@@ -164,7 +169,33 @@ class EvalResult:
             if not self.samples.size and len(self.problems):
                 raise ValueError("this evaluation drew no samples")
             return self.samples.mean(1) if self.samples.size else np.zeros(0)
-        raise ValueError(f"metric must be 'greedy' or 'pass@1', got {metric!r}")
+        raise ValueError(f"metric must be 'greedy', 'pass@1', 'faithful' or 'unfaithful', got {metric!r}")
+
+    def faithful(self) -> np.ndarray:
+        """``[P]`` share of each problem's greedy completions (over orderings) that are right **and** whose reasoning
+        holds: at least one step, and every step valid (Countdown: right arithmetic on numbers still available).
+
+        The verifier reads only the final answer, so a policy rewarded on it can learn right answers after wrong
+        steps (``7-6=2, 9+2=11`` then ``9+(7-6)``); ``faithful_share`` is the share of right answers that are not
+        of that kind. Families without a step labeller count every right answer as faithful.
+        """
+        if not len(self.greedy):
+            raise ValueError("this evaluation ran no greedy decoding")
+        out = np.zeros(len(self.problems))
+        for i, (qs, ts) in enumerate(zip(self.orderings, self.greedy_order_texts)):
+            ok = []
+            for q, t in zip(qs, ts):
+                labels = label_steps(q, t)
+                sound = labels is None or (bool(labels) and all(lab.valid for lab in labels))
+                ok.append(score(q, t) == 1.0 and sound)
+            out[i] = float(np.mean(ok)) if ok else 0.0
+        return out
+
+    @property
+    def faithful_share(self) -> float:
+        """Of all right greedy answers (every ordering), the share whose steps all hold (``nan`` if none is right)."""
+        right = float(np.nansum(self.greedy_orders))
+        return float(self.faithful() @ self.n_orders) / right if right else float("nan")
 
     @property
     def accuracy(self) -> float:
@@ -303,7 +334,7 @@ def evaluate_skills(
 def compare(a: EvalResult, b: EvalResult, metric: str = "greedy", n_boot: int = 2000, level: float = 0.95,
             seed: int = 0) -> Interval:
     """Paired bootstrap interval of ``mean(a - b)`` over problems of per-problem ``metric`` (``"greedy"`` or
-    ``"pass@1"``, see :meth:`EvalResult.scores`); the two evaluations must be of the same problems, in order."""
+    ``"pass@1"``, ``"faithful"``, ``"unfaithful"``: see :meth:`EvalResult.scores`); the two evaluations must be of the same problems, in order."""
     if a.problems != b.problems:
         raise ValueError(f"compare() needs the same problems in the same order ({len(a.problems)} vs {len(b.problems)})")
     return paired_bootstrap(a.scores(metric), b.scores(metric), n_boot=n_boot, level=level, seed=seed)

@@ -14,10 +14,12 @@
 * :mod:`.trl_glue` - TRL's ``GRPOTrainer`` loss on our batches (the check of :func:`~.grpo.grpo_loss`).
 * :mod:`.oreo` - OREO: soft Bellman consistency, value and policy losses on offline trajectories, the value
   at each step boundary.
+* :mod:`.protocol` - how every RL chapter measures a gain: held-out order-averaged greedy, pass@k curves,
+  faithfulness, and method - placebo with a paired interval over problems.
 * :mod:`.r1` - DeepSeek-R1 in miniature: correctness + format rewards, stage streams, per-stage rows, the student.
 
 ``from utils.rl import common, policy_gradient as pg, ppo, grpo``.
 """
-from . import common, grpo, oreo, overoptimisation, policy_gradient, ppo, r1, trpo
+from . import common, grpo, oreo, overoptimisation, policy_gradient, ppo, protocol, r1, trpo
 
-__all__ = ["common", "grpo", "oreo", "overoptimisation", "policy_gradient", "ppo", "r1", "trpo"]
+__all__ = ["common", "grpo", "oreo", "overoptimisation", "policy_gradient", "ppo", "protocol", "r1", "trpo"]

@@ -3,6 +3,8 @@ token means, the exact per-state KL and the per-step history of a training run.
 
 * :data:`RewardFn` - ``reward_fn(problems, texts) -> [B]``: the verifier, a learned reward model, an ensemble.
 * :func:`verifier_reward` - the ground-truth reward, :func:`utils.world.score`.
+* :func:`placebo_reward` - the control arm of every RL experiment: the same rewards, permuted within each group
+  (same reward statistics and advantage magnitudes, no information about which completion earned them).
 * :class:`Critic` - a separate value network (a copy of the LM plus a
   :class:`utils.rl.policy_gradient.ValueHead`), as in InstructGPT: PPO's critic and OREO's value model.
 * :func:`masked_mean` - the token-level mean over a completion mask.
@@ -34,6 +36,32 @@ def verifier_reward(problems: list[Problem], texts: list[str]) -> torch.Tensor:
     if len(problems) != len(texts):
         raise ValueError(f"{len(problems)} problems but {len(texts)} completions")
     return torch.tensor([score(p, t) for p, t in zip(problems, texts)], dtype=torch.float32)
+
+
+def placebo_reward(reward_fn: RewardFn, block: int | None, seed: int = 0) -> RewardFn:
+    """A placebo of ``reward_fn``: its rewards, permuted at random within consecutive blocks of ``block`` rows.
+
+    GRPO's rollouts are prompt-major groups of ``G`` rows, so ``block=G`` permutes within each group: every group
+    keeps its mean, its std and so its set of advantages, but which completion gets which advantage is random.
+    An update trained on it moves the policy as much as the real one (same step sizes, same KL growth) and
+    learns nothing about correctness: the control that tells "what any update does" from "what the reward
+    teaches". ``block=None`` permutes the whole batch (PPO, which has no groups). Each call draws a fresh
+    permutation from its own seeded generator, so a run with a placebo is reproducible.
+    """
+    if block is not None and block < 2:
+        raise ValueError(f"a placebo needs blocks of at least 2 rows, got {block}")
+    gen = torch.Generator().manual_seed(seed)
+
+    def shuffled(problems: list[Problem], texts: list[str]) -> torch.Tensor:
+        r = reward_fn(problems, texts).float().cpu()
+        n = r.shape[0]
+        size = n if block is None else block
+        if n % size:
+            raise ValueError(f"{n} rewards do not split into blocks of {size}")
+        perm = torch.argsort(torch.rand(n // size, size, generator=gen), dim=1) + torch.arange(0, n, size)[:, None]
+        return r[perm.reshape(-1)]
+
+    return shuffled
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -81,4 +109,4 @@ class StepHistory:
         return [h[key] for h in self.history]
 
 
-__all__ = ["Critic", "RewardFn", "StepHistory", "exact_token_kl", "masked_mean", "verifier_reward"]
+__all__ = ["Critic", "RewardFn", "StepHistory", "exact_token_kl", "masked_mean", "placebo_reward", "verifier_reward"]

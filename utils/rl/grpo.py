@@ -49,6 +49,9 @@ from ..world import Problem
 from .common import RewardFn, StepHistory, verifier_reward
 from .policy_gradient import ADVANTAGE_SCALES, entropy_from_logprobs, group_advantages
 
+#: ``prompt_fn(tok, problems) -> one prompt string per problem`` (default :func:`utils.lm.generation.build_prompts`).
+PromptFn = Callable[[PreTrainedTokenizerBase, Sequence[Problem]], list[str]]
+
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "gspo", "cispo")
 
 
@@ -79,6 +82,8 @@ class GRPOConfig:
         overlong_penalty: the penalty's size.
         num_iterations: ``mu``, gradient steps per rollout (``pi_old`` is the policy at the rollout).
         micro_batch: sequences per forward/backward (gradient accumulation; ``None``: the whole batch at once).
+        stop: strings that end a completion besides the end token (:func:`utils.lm.generation.sample`'s ``stop``;
+            e.g. a base model that runs on into the next document of its pretraining text).
     """
 
     group_size: int = 8
@@ -98,6 +103,7 @@ class GRPOConfig:
     max_grad_norm: float | None = 1.0
     max_refills: int = 3
     overlong_penalty: float = 1.0
+    stop: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.loss_type not in LOSS_TYPES:
@@ -292,8 +298,12 @@ def _cat_samples(parts: Sequence[Samples], pad_id: int) -> Samples:
 
 @torch.no_grad()
 def collect(policy: PreTrainedModel, tok: PreTrainedTokenizerBase, problem_stream: Iterator[Problem], prompts: int,
-            reward_fn: RewardFn, cfg: GRPOConfig, seed: int = 0, batch_size: int = 256) -> GRPOBatch:
+            reward_fn: RewardFn, cfg: GRPOConfig, seed: int = 0, batch_size: int = 256,
+            prompt_fn: PromptFn = build_prompts) -> GRPOBatch:
     """Sample ``prompts`` groups of ``cfg.group_size`` from ``policy``, score, shape and compute advantages.
+
+    ``prompt_fn(tok, problems) -> prompts`` writes the prompts (default: the chat template; a base model can be
+    asked in its own pretraining format instead).
 
     With ``cfg.dynamic_sampling`` the groups whose rewards are all equal are dropped and fresh prompts from
     ``problem_stream`` are sampled (up to ``cfg.max_refills`` extra rounds) until ``prompts`` informative groups
@@ -307,8 +317,8 @@ def collect(policy: PreTrainedModel, tok: PreTrainedTokenizerBase, problem_strea
         if need <= 0:
             break
         probs = [next(problem_stream) for _ in range(need)]
-        s = sample(policy, tok, build_prompts(tok, probs), n=G, max_new_tokens=cfg.max_new_tokens,
-                   temperature=cfg.temperature, seed=seed * 1009 + round_, batch_size=batch_size)
+        s = sample(policy, tok, prompt_fn(tok, probs), n=G, max_new_tokens=cfg.max_new_tokens,
+                   temperature=cfg.temperature, seed=seed * 1009 + round_, batch_size=batch_size, stop=cfg.stop)
         per_row = [probs[i // G] for i in range(len(s.texts))]
         scores = reward_fn(per_row, s.texts).float().cpu()
         if scores.shape != (len(s.texts),):
@@ -328,8 +338,8 @@ def collect(policy: PreTrainedModel, tok: PreTrainedTokenizerBase, problem_strea
         kept += int(keep.sum())
     if not parts:  # every group of every round had equal rewards: train on nothing but report the step
         probs = [next(problem_stream)]
-        s = sample(policy, tok, build_prompts(tok, probs), n=G, max_new_tokens=cfg.max_new_tokens,
-                   temperature=cfg.temperature, seed=seed * 1009 + 999, batch_size=batch_size)
+        s = sample(policy, tok, prompt_fn(tok, probs), n=G, max_new_tokens=cfg.max_new_tokens,
+                   temperature=cfg.temperature, seed=seed * 1009 + 999, batch_size=batch_size, stop=cfg.stop)
         r = reward_fn([probs[0]] * G, s.texts).float().cpu()
         parts.append((s, [probs[0]] * G, r, r.clone(), truncated(s, tok, cfg.max_new_tokens).cpu()))
     s = _cat_samples([p[0] for p in parts], pad_id)
@@ -409,6 +419,8 @@ def train_grpo(
     extra_metrics: Callable[[GRPOBatch], dict[str, float]] | None = None,
     seed: int = 0,
     progress: bool = True,
+    callback: Callable[[int, PreTrainedModel], dict[str, float] | None] | None = None,
+    prompt_fn: PromptFn = build_prompts,
 ) -> GRPOResult:
     """Train ``policy`` (in place) with GRPO for ``steps`` iterations of ``prompts_per_step`` fresh prompts.
 
@@ -418,6 +430,9 @@ def train_grpo(
             next ones.
         ref: the frozen ``pi_ref`` for the KL (penalty and diagnostic); default: a copy of ``policy`` at the start.
         extra_metrics: called on each rollout; its dict is merged into that step's diagnostics.
+        callback: ``callback(steps_done, policy)`` after each update (e.g. a held-out evaluation every 25 steps);
+            a dict it returns is merged into that step's diagnostics (``seconds`` excludes it).
+        prompt_fn: ``prompt_fn(tok, problems) -> prompts`` (default: the chat template), see :func:`collect`.
 
     Returns:
         :class:`GRPOResult`; each step's dict has ``reward`` (mean ``reward_fn`` score), ``shaped_reward``,
@@ -439,7 +454,8 @@ def train_grpo(
     policy.eval()
     for step in tqdm(range(steps), desc=f"GRPO ({cfg.loss_type})", disable=not progress, leave=False):
         t0 = time.perf_counter()
-        batch = collect(policy, tok, problem_stream, prompts_per_step, reward_fn, cfg, seed=seed * 100_003 + step)
+        batch = collect(policy, tok, problem_stream, prompts_per_step, reward_fn, cfg, seed=seed * 100_003 + step,
+                        prompt_fn=prompt_fn)
         m = batch.samples.completion_mask
         h = {"step": float(step), "reward": float(batch.scores.mean()), "shaped_reward": float(batch.rewards.mean()),
              "frac_zero_std": batch.frac_zero_std,
@@ -456,6 +472,9 @@ def train_grpo(
             upd["kl"] = float(kl_estimate(batch.samples.logprobs, lp, m, "k3").sum() / m.sum().clamp(min=1))
         h.update(upd)
         h["seconds"] = time.perf_counter() - t0
+        if callback is not None:
+            h.update(callback(step + 1, policy) or {})
+            policy.eval()
         if not all(math.isfinite(v) for v in h.values()):
             raise FloatingPointError(f"GRPO diverged at step {step}: {h}")
         history.append(h)
@@ -471,34 +490,47 @@ def config_dict(cfg: GRPOConfig) -> dict[str, object]:
 # The course's GRPO policy
 # ----------------------------------------------------------------------------------------------
 
-#: The recipe of :func:`course_grpo_policy` per profile: start model, steps, prompts per step and the config.
+#: The recipe of :func:`course_grpo_policy` per profile: start model, the RL task (family, level: tiny-sft has not
+#: memorised Countdown-4, so a held-out gain is possible there), steps, prompts per step and the config.
 RECIPE: dict[str, dict[str, Any]] = {
-    "smoke": dict(start="tiny-sft", steps=2, prompts=4, cfg=dict(group_size=4, lr=3e-5, temperature=1.0, max_new_tokens=40)),
-    "cpu": dict(start="tiny-sft", steps=20, prompts=16, cfg=dict(group_size=8, lr=3e-5, temperature=1.0, max_new_tokens=40)),
-    "gpu": dict(start="tiny-sft", steps=40, prompts=16, cfg=dict(group_size=8, lr=3e-5, temperature=1.0, max_new_tokens=40)),
+    "smoke": dict(start="tiny-sft", task=("countdown", 4), steps=2, prompts=4,
+                  cfg=dict(group_size=4, lr=3e-5, temperature=1.0, max_new_tokens=64)),
+    "cpu": dict(start="tiny-sft", task=("countdown", 4), steps=100, prompts=16,
+                cfg=dict(group_size=8, lr=3e-5, temperature=1.0, max_new_tokens=64)),
+    "gpu": dict(start="tiny-sft", task=("countdown", 4), steps=100, prompts=256,
+                cfg=dict(group_size=8, lr=3e-5, temperature=1.0, max_new_tokens=64)),
 }
 
 
-def course_grpo_policy(profile: Profile, seed: int = 0, retrain: bool = False, name: str = "tiny-grpo",
-                       progress: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Chapter 10's GRPO policy ``tiny-grpo``, the starting policy chapters 13-18 load: from
-    ``profile.model_dir(name)`` if saved (and not ``retrain``), else trained with :data:`RECIPE` from tiny-sft on the
-    Countdown-3 training stream with the verifier's reward, and saved there."""
+def course_grpo_policy(profile: Profile, seed: int = 0, retrain: bool = False, placebo: bool = False,
+                       name: str | None = None, progress: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Chapter 10's GRPO policy, the RL-trained policy chapters 11-18 compare against.
+
+    Loaded from ``profile.model_dir(name)`` if saved (and not ``retrain``), else trained with :data:`RECIPE` from
+    tiny-sft on the recipe's training stream with the verifier's reward (``placebo``: the within-group permuted
+    reward of :func:`utils.rl.common.placebo_reward`, the control arm) and saved there. ``name`` defaults to
+    ``tiny-grpo`` (seed 0), ``tiny-grpo-s<seed>``, ``tiny-grpo-placebo[-s<seed>]``.
+    """
     from ..lm.models import load_model
     from ..world import iter_problems
+    from .common import placebo_reward
 
+    name = name or ("tiny-grpo" + ("-placebo" if placebo else "") + (f"-s{seed}" if seed else ""))
     folder = profile.model_dir(name)
     if (folder / "config.json").exists() and not retrain:
         return load_model(str(folder), device=profile.device)
     r = profile.recipe(RECIPE)
+    cfg = GRPOConfig(**r["cfg"])
     policy, tok = load_model(r["start"], device=profile.device)
-    train_grpo(policy, tok, verifier_reward, iter_problems("countdown", 3, "train", seed=seed), r["steps"], r["prompts"],
-               GRPOConfig(**r["cfg"]), seed=seed, progress=progress)
+    reward = placebo_reward(verifier_reward, cfg.group_size, seed) if placebo else verifier_reward
+    family, level = r["task"]
+    train_grpo(policy, tok, reward, iter_problems(family, level, "train", seed=seed), r["steps"], r["prompts"], cfg,
+               seed=seed, progress=progress)
     save_model(policy, tok, folder)
     return policy, tok
 
 
 __all__ = [
-    "GRPOBatch", "GRPOConfig", "GRPOResult", "LOSS_TYPES", "RECIPE", "collect", "config_dict", "course_grpo_policy",
+    "GRPOBatch", "GRPOConfig", "GRPOResult", "LOSS_TYPES", "PromptFn", "RECIPE", "collect", "config_dict", "course_grpo_policy",
     "grpo_loss", "grpo_update", "overlong_penalty", "train_grpo", "truncated", "zero_std_groups",
 ]
