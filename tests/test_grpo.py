@@ -8,6 +8,7 @@ from utils.lm import build_prompts, sample
 from utils.lm.logprobs import completion_logprobs
 from utils.numerics import rel_error
 from utils.rl import grpo, trl_glue
+from utils.runtime import setup
 from utils.rl import policy_gradient as pg
 from utils.world import iter_problems, sample_problems
 
@@ -191,3 +192,19 @@ def test_bench_grpo_runs_at_tiny_size(tmp_path):
     assert set(res["rows"]) == {"course (utils.rl.grpo)", "TRL GRPOTrainer"}
     assert all(r["median step seconds"] > 0 and len(r["step seconds"]) == 1 for r in res["rows"].values())
     assert "| TRL GRPOTrainer |" in (tmp_path / "bench_grpo.md").read_text()
+
+
+def test_arms_are_named_trained_once_and_loaded(monkeypatch, tmp_path):
+    from utils import world
+    monkeypatch.setenv("COURSE_BUILD", str(tmp_path))
+    P = setup("smoke")
+    assert [a.name for a in (grpo.Arm(), grpo.Arm(1), grpo.Arm(0, True), grpo.Arm(2, True))] == [
+        "tiny-grpo", "tiny-grpo-s1", "tiny-grpo-placebo", "tiny-grpo-placebo-s2"]
+    probe = world.sample_problems("countdown", 4, 2, "test")
+    hist = grpo.train_arms(P, [grpo.Arm(0, True)], probe=probe, every=1, workers=1)
+    (h,) = hist.values()
+    steps = P.recipe(grpo.RECIPE)["steps"]
+    assert len(h) == steps and all("probe_greedy" in x for x in h)
+    assert (P.model_dir("tiny-grpo-placebo") / "config.json").exists()
+    again = grpo.train_arms(P, [grpo.Arm(0, True)], probe=probe, workers=1)  # saved: loaded, not retrained
+    assert list(again.values()) == [[]]

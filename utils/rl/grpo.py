@@ -494,43 +494,102 @@ def config_dict(cfg: GRPOConfig) -> dict[str, object]:
 #: memorised Countdown-4, so a held-out gain is possible there), steps, prompts per step and the config.
 RECIPE: dict[str, dict[str, Any]] = {
     "smoke": dict(start="tiny-sft", task=("countdown", 4), steps=2, prompts=4,
-                  cfg=dict(group_size=4, lr=3e-5, temperature=1.0, max_new_tokens=64)),
-    "cpu": dict(start="tiny-sft", task=("countdown", 4), steps=100, prompts=16,
-                cfg=dict(group_size=8, lr=3e-5, temperature=1.0, max_new_tokens=64)),
+                  cfg=dict(group_size=4, lr=5e-5, temperature=1.0, max_new_tokens=64, dynamic_sampling=True)),
+    # cpu: DAPO's dynamic sampling spends the update (the costly half of a step on a CPU) only on groups with signal
+    "cpu": dict(start="tiny-sft", task=("countdown", 4), steps=60, prompts=16,
+                cfg=dict(group_size=8, lr=5e-5, temperature=1.0, max_new_tokens=64, dynamic_sampling=True)),
     "gpu": dict(start="tiny-sft", task=("countdown", 4), steps=100, prompts=256,
                 cfg=dict(group_size=8, lr=3e-5, temperature=1.0, max_new_tokens=64)),
 }
 
 
-def course_grpo_policy(profile: Profile, seed: int = 0, retrain: bool = False, placebo: bool = False,
-                       name: str | None = None, progress: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Chapter 10's GRPO policy, the RL-trained policy chapters 11-18 compare against.
+def course_grpo_policy(profile: Profile, seed: int = 0, retrain: bool = False, placebo: bool = False
+                       ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Chapter 10's GRPO policy, the RL-trained policy later chapters compare against: loaded from
+    ``profile.model_dir(Arm(seed, placebo).name)`` if saved (and not ``retrain``), else trained with :data:`RECIPE`
+    from tiny-sft on the recipe's training stream with the verifier's reward (``placebo``: the within-group permuted
+    reward of :func:`utils.rl.common.placebo_reward`, the control arm) and saved there (see :func:`train_arms`)."""
+    from ..lm.models import load_model
 
-    Loaded from ``profile.model_dir(name)`` if saved (and not ``retrain``), else trained with :data:`RECIPE` from
-    tiny-sft on the recipe's training stream with the verifier's reward (``placebo``: the within-group permuted
-    reward of :func:`utils.rl.common.placebo_reward`, the control arm) and saved there. ``name`` defaults to
-    ``tiny-grpo`` (seed 0), ``tiny-grpo-s<seed>``, ``tiny-grpo-placebo[-s<seed>]``.
-    """
+    arm = Arm(seed, placebo)
+    folder = profile.model_dir(arm.name)
+    if retrain or not (folder / "config.json").exists():
+        _train_arm(profile, arm, (), 1, torch.get_num_threads())
+    return load_model(str(folder), device=profile.device)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One training run of an experiment: a seed of the method (``placebo=False``) or of its placebo control."""
+
+    seed: int = 0
+    placebo: bool = False
+
+    @property
+    def name(self) -> str:
+        """The model folder's name: ``tiny-grpo``, ``tiny-grpo-s1``, ``tiny-grpo-placebo``, ..."""
+        return "tiny-grpo" + ("-placebo" if self.placebo else "") + (f"-s{self.seed}" if self.seed else "")
+
+
+def _train_arm(profile: Profile, arm: Arm, probe: Sequence[Problem], every: int, threads: int) -> list[dict[str, float]]:
+    """Train one :class:`Arm` with :data:`RECIPE` and save it; greedy accuracy on ``probe`` every ``every`` steps."""
+    from ..lm.evaluation import evaluate
     from ..lm.models import load_model
     from ..world import iter_problems
     from .common import placebo_reward
 
-    name = name or ("tiny-grpo" + ("-placebo" if placebo else "") + (f"-s{seed}" if seed else ""))
-    folder = profile.model_dir(name)
-    if (folder / "config.json").exists() and not retrain:
-        return load_model(str(folder), device=profile.device)
+    torch.set_num_threads(threads)
     r = profile.recipe(RECIPE)
     cfg = GRPOConfig(**r["cfg"])
+    torch.manual_seed(arm.seed)
     policy, tok = load_model(r["start"], device=profile.device)
-    reward = placebo_reward(verifier_reward, cfg.group_size, seed) if placebo else verifier_reward
+    reward = placebo_reward(verifier_reward, cfg.group_size, arm.seed) if arm.placebo else verifier_reward
+
+    def checkpoint(k: int, model: PreTrainedModel) -> dict[str, float] | None:
+        if not probe or (k % every and k != r["steps"]):
+            return None
+        res = evaluate(model, tok, list(probe), max_new_tokens=cfg.max_new_tokens, batch_size=profile.eval_batch_size,
+                       progress=False)
+        return {"probe_greedy": res.accuracy}
+
     family, level = r["task"]
-    train_grpo(policy, tok, reward, iter_problems(family, level, "train", seed=seed), r["steps"], r["prompts"], cfg,
-               seed=seed, progress=progress)
-    save_model(policy, tok, folder)
-    return policy, tok
+    res = train_grpo(policy, tok, reward, iter_problems(family, level, "train", seed=arm.seed), r["steps"], r["prompts"],
+                     cfg, seed=arm.seed, progress=False, callback=checkpoint)
+    save_model(policy, tok, profile.model_dir(arm.name))
+    return res.history
+
+
+def train_arms(profile: Profile, arms: Sequence[Arm], probe: Sequence[Problem] = (), every: int = 10,
+               workers: int | None = None, retrain: bool = False) -> dict[Arm, list[dict[str, float]]]:
+    """Train every arm of an experiment with :data:`RECIPE` (each saved to ``profile.model_dir(arm.name)``), in
+    parallel processes on a CPU; returns each arm's per-step history (with ``probe_greedy`` at checkpoints).
+
+    The arms are independent runs, so on a CPU they are trained side by side, one process and one torch thread
+    each (``workers``: default the number of cores, at most one per arm): on a 2-core laptop the method and its
+    placebo take the wall time of one run. On a GPU they run one after the other in this process. An arm already
+    saved (and not ``retrain``) is loaded, not retrained; its history is then empty.
+    """
+    import os
+
+    todo = [a for a in arms if retrain or not (profile.model_dir(a.name) / "config.json").exists()]
+    out: dict[Arm, list[dict[str, float]]] = {a: [] for a in arms}
+    if not todo:
+        return out
+    workers = min(len(todo), workers or (os.cpu_count() or 1)) if profile.device == "cpu" else 1
+    if workers <= 1:
+        for a in todo:
+            out[a] = _train_arm(profile, a, probe, every, torch.get_num_threads())
+        return out
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(workers) as pool:  # spawn: safe from a notebook kernel and with torch threads
+        jobs = [pool.apply_async(_train_arm, (profile, a, list(probe), every, 1)) for a in todo]
+        for a, j in zip(todo, jobs):
+            out[a] = j.get()
+    return out
 
 
 __all__ = [
-    "GRPOBatch", "GRPOConfig", "GRPOResult", "LOSS_TYPES", "PromptFn", "RECIPE", "collect", "config_dict", "course_grpo_policy",
+    "Arm", "GRPOBatch", "GRPOConfig", "GRPOResult", "LOSS_TYPES", "PromptFn", "RECIPE", "collect", "config_dict", "course_grpo_policy", "train_arms",
     "grpo_loss", "grpo_update", "overlong_penalty", "train_grpo", "truncated", "zero_std_groups",
 ]
