@@ -8,8 +8,8 @@ from utils.lm import build_prompts, sample
 from utils.lm.logprobs import completion_logprobs
 from utils.numerics import rel_error
 from utils.rl import grpo, trl_glue
-from utils.runtime import setup
 from utils.rl import policy_gradient as pg
+from utils.runtime import setup
 from utils.world import iter_problems, sample_problems
 
 

@@ -111,3 +111,50 @@ def test_save_stage_round_trips(tmp_path, monkeypatch, tiny):
     assert out == tmp_path / "models" / "smoke" / "r1-test"
     again, _ = load_model(str(out))
     assert all(torch.equal(x, y) for x, y in zip(again.parameters(), model.parameters()))
+
+
+def test_reward_log_splits_a_mixed_batch_by_family(cd3, tiny):
+    _, tok = tiny
+    fn = r1.R1Reward(tok, format_weight=0.5)
+    add = world.sample_problems("addition", 3, 1, split="train", seed=0)[0]
+    p = cd3[0]
+    fn([p, p, add, add], [p.completion(), "garbage", add.completion(), add.completion()])
+    row = fn.log[-1]
+    assert row["reward:countdown"] == 0.75 and row["reward:addition"] == 1.5 and row["share:addition"] == 0.5
+    assert row["correct:countdown"] == 0.5 and row["correct:addition"] == 1.0
+    fn([p], [p.completion()])
+    c = fn.curve("reward:addition")
+    assert c[0] == 1.5 and c[1] != c[1]  # nan where the batch had no addition problem
+
+
+def test_native_template_round_trips_the_pretraining_text(cd3, tiny):
+    from utils.lm.pretrain import textbook
+
+    _, tok = tiny
+    p = cd3[0]
+    prompt = r1.native_prompts(tok, [p])[0]
+    assert prompt == f"{tok.bos_token}{p.prompt}:" and "<think>" not in prompt
+    doc = textbook(p)                                    # 'use a b c to make T: steps so answer'
+    assert doc.startswith(prompt[len(tok.bos_token):])
+    native = doc[len(prompt) - len(tok.bos_token):]      # ' 7*3=21,21+5=26 so (7*3)+5'
+    conv = r1.from_native(native)
+    assert conv == p.completion() and world.score(p, conv) == 1.0
+    assert r1.from_native(native + tok.bos_token) == conv           # the stop token is kept by the sampler
+    run_on = native + "use 6 3 8 to make 7: 6+3=9"                   # not stopped: the next document follows
+    assert r1.from_native(run_on) == run_on and world.score(p, r1.from_native(run_on)) == 0.0
+    assert world.parse_completion(r1.from_native(run_on)).well_formed is False
+    for odd in ("", " so ", "no answer here", None, 7, "1 so 2 so 3"):
+        assert world.score(p, r1.from_native(odd)) == 0.0              # never raises, never scores
+    fn = r1.native_reward(r1.R1Reward(tok, format_weight=0.5))
+    assert fn([p, p], [native, run_on]).tolist() == [1.5, 0.0]
+
+
+def test_native_decoder_stops_at_the_end_of_the_document(cd3):
+    from utils.lm.evaluation import evaluate
+
+    base, tok = load_model("tiny-base")
+    res = evaluate(base, tok, cd3, decode=r1.native_decoder(base, tok), max_new_tokens=64, progress=False)
+    assert all(world.parse_completion(t).well_formed for t in res.greedy_texts)  # stopped after the expression
+    assert res.accuracy > 0  # the base solves some in its own template (it never does in the chat template)
+    row = r1.stage_row(base, tok, {"countdown-3": cd3}, "countdown-3", 64, decode=r1.native_decoder(base, tok))
+    assert row["countdown-3"] == res.accuracy and row["format"] == 1.0

@@ -7,7 +7,7 @@ import torch
 from utils.lm.evaluation import EvalResult
 from utils.rl.common import placebo_reward
 from utils.rl.protocol import arm_scores, effect, pass_curve
-from utils.world import format_completion, sample_problems
+from utils.world import sample_problems
 
 
 def _fixed(values):

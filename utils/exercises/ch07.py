@@ -28,117 +28,142 @@ def _rows(seed: int = 0):
     return rewards, values, mask
 
 
-def _gae_ref(rewards, values, mask, gamma, lam):
-    from ..rl.ppo import gae
-
-    return gae(rewards, values * mask, mask, gamma, lam)[0]
-
-
-# ---------------------------------------------------------------- 07.1: GAE
-def _t_gae_values(fn: Callable) -> None:
-    """A_t = delta_t + gamma*lam*A_{t+1}, delta_t = r_t + gamma*V(s_{t+1}) - V(s_t), for several (gamma, lam)"""
-    import torch
-
-    r, v, m = _rows()
-    for gamma, lam in [(1.0, 0.95), (0.9, 0.7)]:
-        got = _tensor(fn(r, v, m, gamma, lam), "advantages", (3, 5))
-        want = _gae_ref(r, v, m, gamma, lam)
-        hint = ""
-        if torch.allclose(got * m, _gae_ref(r, v, m, gamma, 1.0) * m, atol=1e-4):
-            hint = " - that is lam = 1 (the Monte-Carlo advantage): multiply the next advantage by gamma * lam"
-        assert torch.allclose(got * m, want, atol=1e-4), (
-            f"gamma={gamma}, lam={lam}: expected row 0 {[round(x, 4) for x in want[0].tolist()]}, "
-            f"got {[round(x, 4) for x in (got * m)[0].tolist()]}{hint}")
-
-
-def _t_gae_end(fn: Callable) -> None:
-    """the episode ends at the last real token: V = 0 after it (no bootstrapping from padding), 0 off-mask"""
-    import torch
-
-    r, v, m = _rows(1)
-    got = _tensor(fn(r, v, m, 1.0, 0.95), "advantages", (3, 5))
-    assert torch.allclose(got * (1 - m), torch.zeros_like(got), atol=1e-6), "advantages must be 0 on padding"
-    last = m.sum(-1).long() - 1
-    want_last = r[torch.arange(3), last] - v[torch.arange(3), last]
-    assert torch.allclose(got[torch.arange(3), last], want_last, atol=1e-5), (
-        "at each row's last real token A = r - V(s_t): the next state is terminal (V = 0), whatever the value "
-        f"tensor holds at the padding; expected {want_last.tolist()}, got {got[torch.arange(3), last].tolist()}")
-
-
-def _t_gae_td(fn: Callable) -> None:
-    """lam = 0 gives the one-step TD error, and the result is the advantage, not the return A + V"""
-    import torch
-
-    r, v, m = _rows(2)
-    got = _tensor(fn(r, v, m, 1.0, 0.0), "advantages", (3, 5))
-    want = _gae_ref(r, v, m, 1.0, 0.0)
-    hint = " - return A_t, not the value target A_t + V(s_t)" if torch.allclose(got * m, (want + v) * m, atol=1e-4) else ""
-    assert torch.allclose(got * m, want, atol=1e-5), f"lam = 0: expected the TD errors {want[0].tolist()}{hint}"
-
-
-# ---------------------------------------------------------------- 07.2: the clipped surrogate
-def _loss_inputs(seed: int = 0):
+# ---------------------------------------------------------------- 07.1: KL-shaped rewards under right padding
+def _kl_inputs(seed: int = 0):
     import torch
 
     g = torch.Generator().manual_seed(seed)
-    mask = torch.tensor([[1.0, 1, 1, 1], [1, 1, 0, 0]])
-    old = -torch.rand(2, 4, generator=g) * 2 * mask
-    logp = old + torch.tensor([[0.5, -0.5, 0.05, -0.3], [0.3, -0.02, 0.9, 0.9]])   # ratios in and out of [0.8, 1.2]
-    adv = torch.tensor([[1.0, 1.0, -1.0, -2.0], [-1.0, 0.5, 3.0, 3.0]])
-    return logp * mask, old, adv, mask
+    lengths = torch.tensor([5, 2, 4, 1])
+    mask = (torch.arange(5)[None] < lengths[:, None]).float()
+    logp = -torch.rand(4, 5, generator=g) * 3 - 20 * (1 - mask)     # garbage on the padding: it must be ignored
+    ref = logp + 0.7 * torch.randn(4, 5, generator=g)
+    scores = torch.tensor([1.0, 0.0, 1.0, 0.5])
+    ended = torch.tensor([True, True, False, True])
+    return scores, logp, ref, mask, ended
 
 
-def _clip_ref(logp, old, adv, mask, eps):
-    from ..rl.ppo import clipped_policy_loss
-
-    return clipped_policy_loss(logp, old, adv, mask, eps)[0]
-
-
-def _t_clip_value(fn: Callable) -> None:
-    """the loss is -mean over real tokens of min(rho A, clip(rho, 1-eps, 1+eps) A), rho = pi/pi_old"""
+def _kl_rewards_ref(scores, logp, ref, mask, ended, beta, penalty):
     import torch
 
-    logp, old, adv, mask = _loss_inputs()
-    got = fn(logp, old, adv, mask, 0.2)
-    assert isinstance(got, torch.Tensor) and got.numel() == 1, "return a scalar tensor"
-    want = _clip_ref(logp, old, adv, mask, 0.2)
+    m = mask.float()
+    log_r = (ref - logp) * m
+    r = -beta * (torch.expm1(log_r) - log_r) * m
+    last = (m.sum(-1) - 1).long()
+    r[torch.arange(len(last)), last] += scores.float() - penalty * (~ended.bool()).float()
+    return r
+
+
+def _t_kl_rewards_values(fn: Callable) -> None:
+    """r_t = -beta * k3_t on every real token, + the score on each row's last real token (not the last column)"""
+    import torch
+
+    scores, logp, ref, mask, ended = _kl_inputs()
+    ended = torch.ones_like(ended)
+    got = _tensor(fn(scores, logp, ref, mask, ended, 0.1, 1.0), "rewards", (4, 5))
+    want = _kl_rewards_ref(scores, logp, ref, mask, ended, 0.1, 1.0)
     hint = ""
-    ratio = (logp - old).exp()
-    alt = {"max instead of min (the optimistic bound)": -(torch.maximum(ratio * adv, ratio.clamp(0.8, 1.2) * adv) * mask).sum() / mask.sum(),
-           "only the clipped term (no min)": -(ratio.clamp(0.8, 1.2) * adv * mask).sum() / mask.sum(),
-           "a per-sequence mean (pad tokens change the weights)": -((torch.minimum(ratio * adv, ratio.clamp(0.8, 1.2) * adv) * mask).sum(-1) / mask.sum(-1)).mean()}
-    for why, val in alt.items():
-        if abs(float(got) - float(val)) < 1e-5:
+    m = mask
+    k1 = -0.1 * (logp - ref) * m
+    lr_inv = (logp - ref) * m
+    alts = {"the score on the last *column*: under right padding a row's last real token is at mask.sum() - 1":
+            _kl_rewards_ref(scores * 0, logp, ref, mask, ended, 0.1, 0.0) + torch.nn.functional.one_hot(torch.full((4,), 4), 5) * scores[:, None],
+            "k1 (log pi - log pi_ref) instead of k3": k1 + (want - _kl_rewards_ref(scores * 0, logp, ref, mask, ended, 0.1, 0.0)),
+            "k3 with the ratio inverted (r = pi / pi_ref): that estimates another divergence":
+            -0.1 * (torch.expm1(lr_inv) - lr_inv) * m + (want - _kl_rewards_ref(scores * 0, logp, ref, mask, ended, 0.1, 0.0))}
+    for why, val in alts.items():
+        if torch.allclose(got * m, val * m, atol=1e-4):
             hint = f" - that is {why}"
-    assert abs(float(got) - float(want)) < 1e-5, f"expected {float(want):.5f}, got {float(got):.5f}{hint}"
+    assert torch.allclose(got, want, atol=1e-5), (f"expected row 1 {[round(x, 4) for x in want[1].tolist()]}, "
+                                                 f"got {[round(x, 4) for x in got[1].tolist()]}{hint}")
 
 
-def _t_clip_grad(fn: Callable) -> None:
-    """gradient 0 where the ratio left the clip range in the advantage's direction, -A rho / N elsewhere"""
+def _t_kl_rewards_padding(fn: Callable) -> None:
+    """0 on padding, whatever the log-probs hold there; beta scales only the penalty"""
     import torch
 
-    logp, old, adv, mask = _loss_inputs(1)
-    x = logp.clone().requires_grad_(True)
-    loss = fn(x, old, adv, mask, 0.2)
-    (g,) = torch.autograd.grad(loss, x)
-    ratio = (logp - old).exp()
-    clipped = ((ratio > 1.2) & (adv > 0)) | ((ratio < 0.8) & (adv < 0))
-    want = torch.where(clipped, torch.zeros_like(g), -adv * ratio / mask.sum()) * mask
-    assert torch.allclose(g, want, atol=1e-6), (f"expected gradient {[[round(v, 4) for v in r] for r in want.tolist()]}, "
-                                               f"got {[[round(v, 4) for v in r] for r in g.tolist()]}")
+    scores, logp, ref, mask, ended = _kl_inputs(1)
+    ended = torch.ones_like(ended)
+    got = _tensor(fn(scores, logp, ref, mask, ended, 0.3, 0.0), "rewards", (4, 5))
+    assert torch.allclose(got * (1 - mask), torch.zeros_like(got), atol=1e-6), "rewards must be 0 on the padding"
+    got0 = _tensor(fn(scores, logp, ref, mask, ended, 0.0, 0.0), "rewards", (4, 5))
+    last = (mask.sum(-1) - 1).long()
+    want0 = torch.zeros(4, 5)
+    want0[torch.arange(4), last] = scores
+    assert torch.allclose(got0, want0, atol=1e-6), f"with beta = 0 only the scores remain, on the last real tokens: {want0.tolist()}"
 
 
-def _t_clip_eps(fn: Callable) -> None:
-    """eps is respected, and old log-probs are constants (no gradient flows into them)"""
+def _t_kl_rewards_eos(fn: Callable) -> None:
+    """a completion that did not end (no end token: truncated) gets its score minus eos_penalty, the others not"""
     import torch
 
-    logp, old, adv, mask = _loss_inputs(2)
-    for eps in (0.1, 0.5):
-        assert abs(float(fn(logp, old, adv, mask, eps)) - float(_clip_ref(logp, old, adv, mask, eps))) < 1e-5, f"eps={eps}"
-    o = old.clone().requires_grad_(True)
-    loss = fn(logp.clone().requires_grad_(True), o, adv, mask, 0.2)
-    grads = torch.autograd.grad(loss, o, allow_unused=True)[0] if loss.requires_grad else None
-    assert grads is None or torch.allclose(grads, torch.zeros_like(grads)), "detach old_logp: pi_old is a constant of the update"
+    scores, logp, ref, mask, ended = _kl_inputs(2)
+    got = _tensor(fn(scores, logp, ref, mask, ended, 0.05, 1.0), "rewards", (4, 5))
+    want = _kl_rewards_ref(scores, logp, ref, mask, ended, 0.05, 1.0)
+    hint = ""
+    if torch.allclose(got, _kl_rewards_ref(scores, logp, ref, mask, ~ended, 0.05, 1.0), atol=1e-5):
+        hint = " - the penalty went to the rows that *did* end"
+    elif torch.allclose(got, _kl_rewards_ref(scores, logp, ref, mask, torch.ones_like(ended), 0.05, 1.0), atol=1e-5):
+        hint = " - the penalty is missing"
+    assert torch.allclose(got, want, atol=1e-5), f"row 2 did not end: expected {[round(x, 4) for x in want[2].tolist()]}, got {[round(x, 4) for x in got[2].tolist()]}{hint}"
+
+
+# ---------------------------------------------------------------- 07.2: the gradient of a KL estimate in the reward
+def _pg_inputs(seed: int = 0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(3, 7, generator=g)
+    ref_logits = logits + 1.2 * torch.randn(3, 7, generator=g)
+    return logits, ref_logits
+
+
+def _pen_grad_ref(logits, ref_logits, kind):
+    import torch
+
+    lp, lq = logits.log_softmax(-1), ref_logits.log_softmax(-1)
+    p = lp.exp()
+    k = lp - lq if kind == "k1" else torch.expm1(lq - lp) - (lq - lp)
+    return p * k - p * (p * k).sum(-1, keepdim=True)
+
+
+def _t_pen_k1(fn: Callable) -> None:
+    """k1 in the reward: E[k1 grad log pi] is exactly the gradient of KL(pi || pi_ref) w.r.t. the logits"""
+    import torch
+
+    logits, ref_logits = _pg_inputs()
+    got = _tensor(fn(logits, ref_logits, "k1"), "expected gradient", (3, 7))
+    z = logits.clone().requires_grad_(True)
+    kl = (z.softmax(-1) * (z.log_softmax(-1) - ref_logits.log_softmax(-1))).sum()
+    (want,) = torch.autograd.grad(kl, z)
+    hint = ""
+    p = logits.softmax(-1)
+    if torch.allclose(got, p * (logits.log_softmax(-1) - ref_logits.log_softmax(-1)), atol=1e-5):
+        hint = " - grad_z log pi(y) is onehot(y) - pi, not onehot(y): the -pi part is missing"
+    assert torch.allclose(got, want, atol=1e-5), f"expected {[round(x, 4) for x in want[0].tolist()]}, got {[round(x, 4) for x in got[0].tolist()]}{hint}"
+
+
+def _t_pen_k3(fn: Callable) -> None:
+    """k3 in the reward: E[k3 grad log pi] over the whole vocabulary (not the gradient of the KL: k3 is biased here)"""
+    import torch
+
+    logits, ref_logits = _pg_inputs(1)
+    got = _tensor(fn(logits, ref_logits, "k3"), "expected gradient", (3, 7))
+    want = _pen_grad_ref(logits, ref_logits, "k3")
+    hint = ""
+    if torch.allclose(got, _pen_grad_ref(logits, ref_logits, "k1"), atol=1e-5):
+        hint = (" - that is the KL's gradient: k3 has the KL's expectation, but k3(y) * grad log pi(y) does not have"
+                " the KL's gradient as its expectation")
+    assert torch.allclose(got, want, atol=1e-5), f"expected {[round(x, 4) for x in want[0].tolist()]}, got {[round(x, 4) for x in got[0].tolist()]}{hint}"
+
+
+def _t_pen_bias(fn: Callable) -> None:
+    """the bias of k3 in the reward is pi_ref - pi: descending it moves pi away from the reference"""
+    import torch
+
+    logits, ref_logits = _pg_inputs(2)
+    diff = _tensor(fn(logits, ref_logits, "k3"), "expected gradient", (3, 7)) - _tensor(fn(logits, ref_logits, "k1"), "expected gradient", (3, 7))
+    want = ref_logits.softmax(-1) - logits.softmax(-1)
+    assert torch.allclose(diff, want, atol=1e-5), f"k3 - k1 should be pi_ref - pi = {[round(x, 4) for x in want[0].tolist()]}"
 
 
 # ---------------------------------------------------------------- 07.3: explained variance
@@ -182,7 +207,9 @@ def _t_ev_ratio(fn: Callable) -> None:
 
 
 EXERCISES: dict[str, Exercise] = {
-    "07.1": Exercise("generalised advantage estimation (GAE)", [_t_gae_values, _t_gae_end, _t_gae_td], "gae"),
-    "07.2": Exercise("PPO's clipped surrogate loss", [_t_clip_value, _t_clip_grad, _t_clip_eps], "ppo_clipped_loss"),
+    "07.1": Exercise("KL-shaped per-token rewards under right padding, with a missing-EOS penalty",
+                     [_t_kl_rewards_values, _t_kl_rewards_padding, _t_kl_rewards_eos], "kl_rewards_k3"),
+    "07.2": Exercise("the expected gradient of a KL estimate placed in the reward",
+                     [_t_pen_k1, _t_pen_k3, _t_pen_bias], "penalty_gradient"),
     "07.3": Exercise("the critic's explained variance", [_t_ev_values, _t_ev_mask, _t_ev_ratio], "explained_variance"),
 }

@@ -68,55 +68,92 @@ def _t_targets_sign(fn: Callable) -> None:
     assert float(got[0, 0]) < float(got[0, 2]) < 1.0, "log-ratios > 0 (KL spent) must lower the target, more so early in the trajectory"
 
 
-# ---------------------------------------------------------------- 11.2: OREO's policy loss
-def _ref_policy_loss(values, rewards, logp, ref, mask, beta):
-    from .solutions.ch11 import policy_loss
-
-    return policy_loss(values, rewards, logp, ref, mask, beta)
-
-
-def _t_policy_value(fn: Callable) -> None:
-    """the loss value: per-trajectory mean over real tokens, then the batch mean"""
+# ---------------------------------------------------------------- 11.2: step-level OREO's policy loss
+def _step_batch(seed: int = 0):
+    """``B=3`` trajectories of ``T=8`` tokens cut into steps (``step [B, T]``, -1 on padding) and ``S=4`` value slots,
+    in float64; junk on the padding and on the value slots of steps a trajectory does not have."""
     import torch
 
-    rewards, logp, ref, values, mask = _batch(1)
+    g = torch.Generator().manual_seed(seed)
+    step = torch.tensor([[0, 0, 0, 1, 1, 2, 2, 2],      # 3 steps of 3, 2, 3 tokens
+                         [0, 0, 1, 1, 1, 1, -1, -1],    # 2 steps, 2 tokens of padding
+                         [0, 1, 2, 2, 3, 3, 3, -1]])    # 4 steps
+    mask = (step >= 0).double()
+    logp = -torch.rand(3, 8, generator=g, dtype=torch.float64) + 4 * (1 - mask)
+    ref = -torch.rand(3, 8, generator=g, dtype=torch.float64) - 2 * (1 - mask)
+    values = torch.rand(3, 4, generator=g, dtype=torch.float64)
+    values[0, 3], values[1, 2:] = 9.0, 9.0
+    return torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64), logp, ref, values, step
+
+
+def _ref_step_loss(values, rewards, logp, ref, step, beta):
+    from .solutions.ch11 import step_policy_loss
+
+    return step_policy_loss(values, rewards, logp, ref, step, beta)
+
+
+def _step_loops(values, rewards, logp, ref, step, beta, detach_later=True, mean_ratio=False):
+    """The loss as plain loops (for hints): residual per step, mean over a trajectory's steps, then the batch."""
+    total = 0.0
+    for b in range(step.shape[0]):
+        ids = sorted({int(k) for k in step[b] if k >= 0})
+        rho = []
+        for k in ids:
+            sel = step[b] == k
+            r = (logp[b][sel] - ref[b][sel])
+            rho.append(r.mean() if mean_ratio else r.sum())
+        res = 0.0
+        for j, k in enumerate(ids):
+            later = sum(((x.detach() if detach_later else x) for x in rho[j + 1:]), torch_zero(values))
+            res = res + (values[b, k].detach() - rewards[b] + beta * rho[j] + beta * later) ** 2
+        total = total + res / len(ids)
+    return total / step.shape[0]
+
+
+def torch_zero(like):
+    import torch
+
+    return torch.zeros((), dtype=like.dtype)
+
+
+def _t_step_value(fn: Callable) -> None:
+    """the loss value: a step's log-ratio is the sum over its tokens; mean over each trajectory's steps, then the batch"""
+    import torch
+
+    rewards, logp, ref, values, step = _step_batch(1)
+    n_steps = [len({int(k) for k in row if k >= 0}) for row in step]
     for beta in [0.1, 1.0]:
-        got = float(torch.as_tensor(fn(values, rewards, logp, ref, mask, beta)))
-        want = float(_ref_policy_loss(values, rewards, logp, ref, mask, beta))
-        m = mask
-        rho = (logp - ref) * m
-        later = rho.flip(-1).cumsum(-1).flip(-1) - rho
-        resid = (values - rewards[:, None] + beta * rho + beta * later) * m
-        token_mean = float((resid**2).sum() / m.sum())
-        hint = " - average over each trajectory's tokens first, then over trajectories (1/T per trajectory)" if abs(got - token_mean) < 1e-9 else ""
-        survey = float((((values - rewards[:, None] + beta * rho) * m) ** 2).sum(-1).div(m.sum(-1)).mean())
-        if abs(got - survey) < 1e-9:
-            hint = " - the residual includes the later tokens' log-ratios (detached), as in the value loss"
+        got = float(torch.as_tensor(fn(values, rewards, logp, ref, step, beta)))
+        want = float(_ref_step_loss(values, rewards, logp, ref, step, beta))
+        per_traj = [float(_step_loops(values[b:b + 1], rewards[b:b + 1], logp[b:b + 1], ref[b:b + 1], step[b:b + 1], beta))
+                    for b in range(len(n_steps))]
+        pooled = sum(x * n for x, n in zip(per_traj, n_steps)) / sum(n_steps)
+        hint = ""
+        if abs(got - float(_step_loops(values, rewards, logp, ref, step, beta, mean_ratio=True))) < 1e-9:
+            hint = " - a step's log-ratio is the *sum* of its tokens' log-ratios (log pi of the whole step), not their mean"
+        elif abs(got - pooled) < 1e-9:
+            hint = " - average over each trajectory's steps first, then over trajectories"
         assert abs(got - want) < 1e-9 * max(1.0, abs(want)), f"beta={beta}: expected {want:.6f}, got {got:.6f}{hint}"
 
 
-def _t_policy_gradient(fn: Callable) -> None:
-    """the gradient: only the current token's log-ratio is differentiated; the value gets no gradient"""
+def _t_step_gradient(fn: Callable) -> None:
+    """the gradient: every token of step k moves with step k's residual; later steps and the value are detached"""
     import torch
 
-    rewards, logp0, ref, values0, mask = _batch(2)
+    rewards, logp0, ref, values0, step = _step_batch(2)
     beta = 0.5
     logp, values = logp0.clone().requires_grad_(True), values0.clone().requires_grad_(True)
-    loss = fn(values, rewards, logp, ref, mask, beta)
+    loss = fn(values, rewards, logp, ref, step, beta)
     assert isinstance(loss, torch.Tensor) and loss.requires_grad, "return a differentiable torch scalar"
     g_logp, g_v = torch.autograd.grad(loss, [logp, values], allow_unused=True)
-    lp2 = logp0.clone().requires_grad_(True)
-    want = torch.autograd.grad(_ref_policy_loss(values0, rewards, lp2, ref, mask, beta), lp2)[0]
     assert g_v is None or float(g_v.abs().max()) == 0.0, "the value must be detached in the policy loss (sg[V])"
     assert g_logp is not None, "the loss does not depend on logp"
-    hint = ""
-    full = logp0.clone().requires_grad_(True)
-    m = mask
-    rho = (full - ref) * m
-    resid = (values0 - rewards[:, None] + beta * rho.flip(-1).cumsum(-1).flip(-1)) * m
-    g_full = torch.autograd.grad(((resid**2).sum(-1) / m.sum(-1)).mean(), full)[0]
-    if torch.allclose(g_logp, g_full, atol=1e-9):
-        hint = " - detach the later tokens' log-ratios: only rho_t carries a gradient"
+    lp2 = logp0.clone().requires_grad_(True)
+    want = torch.autograd.grad(_ref_step_loss(values0, rewards, lp2, ref, step, beta), lp2)[0]
+    lp3 = logp0.clone().requires_grad_(True)
+    g_full = torch.autograd.grad(_step_loops(values0, rewards, lp3, ref, step, beta, detach_later=False), lp3)[0]
+    hint = " - detach the later steps' log-ratios: only the current step carries a gradient" if torch.allclose(g_logp, g_full, atol=1e-9) else ""
+    mask = (step >= 0).double()
     assert torch.allclose(g_logp * mask, want, atol=1e-9), f"wrong gradient with respect to logp{hint}"
     assert float((g_logp * (1 - mask)).abs().max()) == 0.0, "the padding must get no gradient"
 
@@ -151,6 +188,6 @@ def _t_soft_value_stable(fn: Callable) -> None:
 
 EXERCISES: dict[str, Exercise] = {
     "11.1": Exercise("OREO's soft value targets", [_t_targets_values, _t_targets_sign], "soft_targets"),
-    "11.2": Exercise("OREO's policy loss", [_t_policy_value, _t_policy_gradient], "policy_loss"),
+    "11.2": Exercise("step-level OREO's policy loss", [_t_step_value, _t_step_gradient], "step_policy_loss"),
     "11.3": Exercise("the soft value of one step", [_t_soft_value, _t_soft_value_stable], "soft_value"),
 }

@@ -1,7 +1,7 @@
 """Graders of chapter 12's exercises: each test takes the student's function and raises ``AssertionError``
 with a helpful message on failure (see :func:`utils.exercises.grade`).
 
-* 12.1 (★) the share of prompt groups that carry a learning signal;
+* 12.1 (★★) the tokens that receive the advantage: a completion mask cut at the end of the document;
 * 12.2 (★★) a readability reward for the think block (R1's language-consistency reward, in our world);
 * 12.3 (★) what each stage of a pipeline added.
 """
@@ -15,38 +15,45 @@ from .grader import Exercise
 Test = Callable[[Callable[..., Any]], None]
 
 
-# ---------------------------------------------------------------- 12.1: the share of groups with signal
-def _share(fn: Callable, rewards: list[float], G: int) -> float:
+# ---------------------------------------------------------------- 12.1: the mask cut at the end of the document
+def _cut(fn: Callable, ids: list[list[int]], mask: list[list[int]], stop: int):
     import torch
 
-    return float(fn(torch.tensor(rewards, dtype=torch.float32), G))
+    out = fn(torch.tensor(ids), torch.tensor(mask), stop)
+    assert isinstance(out, torch.Tensor) and tuple(out.shape) == (len(ids), len(ids[0])), (
+        f"expected a [B, T] = {len(ids)}x{len(ids[0])} tensor, got {type(out).__name__} {tuple(getattr(out, 'shape', ()))}")
+    return out.bool().int().tolist()
 
 
-def _t_signal_values(fn: Callable) -> None:
-    """the share of prompts whose G rewards are not all equal, on hand-computable batches"""
-    cases = [([0, 0, 1, 0, 0, 0, 0, 0], 4, 0.5), ([1, 1, 0, 0, 1.5, 1.5], 2, 0.0), ([0, 1.5, 1, 1, 0.5, 0.5], 2, 1 / 3),
-             ([0.5, 1.5, 0.5, 0.5, 0, 0, 0, 0, 1, 1, 1, 1], 4, 1 / 3)]
-    for rewards, G, want in cases:
-        got = _share(fn, rewards, G)
-        hint = ""
-        n_diff = sum(r != rewards[0] for r in rewards)
-        if abs(got - n_diff / len(rewards)) < 1e-6 and abs(want - n_diff / len(rewards)) > 1e-6:
-            hint = " - count prompts (groups of G consecutive rows), not samples"
-        assert abs(got - want) < 1e-6, f"rewards {rewards}, G={G}: expected {want:.4f}, got {got:.4f}{hint}"
+def _t_cut_values(fn: Callable) -> None:
+    """each row keeps its tokens up to and including its first stop token; a row without one keeps its mask"""
+    ids = [[5, 7, 2, 9, 9], [5, 2, 7, 2, 9], [5, 7, 7, 7, 7]]
+    got = _cut(fn, ids, [[1] * 5] * 3, 2)
+    want = [[1, 1, 1, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 1, 1]]
+    hint = ""
+    if got[0] == [1, 1, 0, 0, 0]:
+        hint = " - keep the stop token itself (the sampler keeps it: the policy must learn to end the document)"
+    elif got[1] == [1, 1, 1, 1, 0]:
+        hint = " - cut at the *first* stop token of the row, not the last"
+    elif got[2] != [1, 1, 1, 1, 1]:
+        hint = " - a row without a stop token keeps every token"
+    assert got == want, f"ids {ids}, stop 2: expected {want}, got {got}{hint}"
 
 
-def _t_signal_all_right(fn: Callable) -> None:
-    """a group where every sample earns the same non-zero reward is silent too (its advantages are all 0)"""
-    got = _share(fn, [1.5, 1.5, 1.5, 1.5, 0, 0, 0, 0], 4)
-    assert abs(got) < 1e-9, (f"groups [1.5]*4 and [0]*4 both have zero advantages: expected 0, got {got:.4f}"
-                             " - a non-zero mean reward is not a learning signal; a spread inside the group is")
+def _t_cut_rows(fn: Callable) -> None:
+    """every row is cut at its own stop token (not at the batch's first)"""
+    got = _cut(fn, [[2, 5, 5, 5], [5, 5, 5, 2]], [[1] * 4] * 2, 2)
+    assert got == [[1, 0, 0, 0], [1, 1, 1, 1]], (f"expected [[1, 0, 0, 0], [1, 1, 1, 1]], got {got} - find the first stop "
+                                                  "per row (e.g. a cumulative sum along the time axis)")
 
 
-def _t_signal_prompt_major(fn: Callable) -> None:
-    """rows i*G ... i*G+G-1 belong to prompt i (prompt-major), not every G-th row"""
-    got = _share(fn, [0, 0, 1, 1], 2)
-    assert abs(got) < 1e-9, (f"rewards [0, 0, 1, 1] with G=2 are prompts [0, 0] and [1, 1]: expected 0, got {got:.4f}"
-                             " - group consecutive rows (reshape to [-1, G])")
+def _t_cut_padding(fn: Callable) -> None:
+    """padding stays masked out, and a pad position that happens to hold the stop id does not count"""
+    ids, mask = [[5, 7, 9, 2, 2], [2, 5, 7, 0, 0], [5, 5, 5, 5, 5]], [[1, 1, 1, 0, 0], [1, 1, 1, 0, 0], [1, 1, 0, 0, 0]]
+    got = _cut(fn, ids, mask, 2)
+    want = [[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 1, 0, 0, 0]]
+    assert got == want, (f"ids {ids}, mask {mask}: expected {want}, got {got} - the result may only remove tokens from "
+                         "the mask, and only tokens inside the mask can stop a row")
 
 
 # ---------------------------------------------------------------- 12.2: the readability reward
@@ -110,8 +117,8 @@ def _t_gains_order(fn: Callable) -> None:
 
 
 EXERCISES: dict[str, Exercise] = {
-    "12.1": Exercise("the share of prompt groups with a learning signal", [_t_signal_values, _t_signal_all_right, _t_signal_prompt_major],
-                     "signal_share"),
+    "12.1": Exercise("the tokens that receive the advantage: the mask cut at the end of the document",
+                     [_t_cut_values, _t_cut_rows, _t_cut_padding], "document_mask"),
     "12.2": Exercise("a readability reward for the think block", [_t_read_values, _t_read_form_only, _t_read_garbage],
                      "readability"),
     "12.3": Exercise("what each stage of the pipeline added", [_t_gains_values, _t_gains_order], "stage_gains"),

@@ -335,3 +335,53 @@ def _boundary_end_tokens(tok: PreTrainedTokenizerBase, problems: Sequence[Proble
             row.append(next((j for j, (a, e) in enumerate(offs) if a <= last_char < e), len(offs) - 1))
         out.append(row)
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Controls and a value-only baseline
+# ----------------------------------------------------------------------------------------------
+
+
+def shuffled_rewards(data: OfflineData, seed: int = 0) -> OfflineData:
+    """The placebo of ``data``: the same trajectories with each problem's ``k`` rewards permuted at random.
+
+    Every problem keeps its share of correct trajectories (so RFT keeps as many rows, DPO as many pairs and the
+    value model the same per-problem mean), but which trajectory is labelled correct is random: a method trained
+    on it moves the policy as much as on the real data and learns nothing about *which* completion was right -
+    the control for "method - placebo" (:func:`utils.rl.common.placebo_reward` does the same to a reward function).
+    """
+    n, k = len(data), data.k
+    if n % k:
+        raise ValueError(f"{n} trajectories do not split into problems of {k}")
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.argsort(torch.rand(n // k, k, generator=g), dim=1) + torch.arange(0, n, k)[:, None]
+    return OfflineData(data.problems, data.samples, data.rewards[perm.reshape(-1)].clone(), k)
+
+
+def train_value(critic: Critic, data: OfflineData, steps: int, batch_size: int = 32, lr: float = 2e-4, beta: float = 0.0,
+                ref: PreTrainedModel | None = None, policy: PreTrainedModel | None = None, seed: int = 0,
+                max_grad_norm: float = 1.0) -> list[float]:
+    """Train ``critic`` alone (in place) on :func:`value_loss`; returns the per-step losses.
+
+    With ``beta = 0`` (the default) the target is the plain Monte-Carlo value ``V(s_t) -> R`` of the behaviour
+    policy: the baseline against which OREO's soft value is compared. With ``beta > 0``, ``policy`` and ``ref``
+    give the log-ratios of the soft target (a fixed policy; OREO moves it)."""
+    opt = torch.optim.AdamW(critic.parameters(), lr=lr, weight_decay=0.0)
+    critic.train()
+    losses = []
+    for idx in _order(len(data), steps, batch_size, seed):
+        s, r = data.rows(idx)
+        m = s.completion_mask
+        if beta and policy is not None and ref is not None:
+            with torch.no_grad():
+                lp = token_logprobs(completion_logits(policy, s), s.completion_ids) * m
+                rp = token_logprobs(completion_logits(ref, s), s.completion_ids) * m
+        else:
+            lp = rp = torch.zeros(m.shape, device=m.device)
+        loss = value_loss(critic(s), r.to(m.device), lp, rp, m, beta or 1.0)
+        opt.zero_grad(); loss.backward()
+        torch.nn.utils.clip_grad_norm_(critic.parameters(), max_grad_norm)
+        opt.step()
+        losses.append(float(loss.detach()))
+    critic.zero_grad(set_to_none=True); critic.eval()
+    return losses

@@ -55,7 +55,8 @@ class PPOConfig:
         gamma, lam: GAE's discount and trace parameter.
         epochs: passes over each rollout; minibatches: minibatches per pass.
         lr, vf_lr: Adam learning rates of the policy and the critic.
-        whiten: whiten the advantages per minibatch (mean 0, std 1, over its tokens).
+        whiten: whiten the advantages per minibatch (mean 0, std 1, over its tokens): the convention of OpenAI
+            baselines' PPO2; TRL's PPOTrainer and Huang et al. 2024 whiten once over the whole rollout instead.
         max_grad_norm: gradient clipping of both networks.
         temperature: sampling temperature (log-probs are taken at the same one).
         max_new_tokens: completion budget.
@@ -172,7 +173,9 @@ def clipped_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: 
 
     Returns:
         ``(loss, stats)``; stats: ``clip_frac`` (share of tokens where the clipped term is the active minimum),
-        ``ratio_mean``, ``ratio_min``, ``ratio_max``, ``approx_kl`` (k3 estimate of ``KL(pi_old || pi_theta)``).
+        ``ratio_mean``, ``ratio_min``, ``ratio_max``, ``approx_kl``: the k3 estimate of ``KL(pi_old || pi_theta)``
+        from tokens sampled by ``pi_old``, ``(rho - 1) - log rho`` (``r = pi_theta / pi_old = rho`` in Schulman's
+        note; its mean under ``pi_old`` is the KL exactly, and each term is >= 0).
     """
     adv = advantages.detach().float()
     log_ratio = (logp - old_logp.detach()).float()
@@ -185,7 +188,7 @@ def clipped_policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: 
         rb = ratio[b] if b.any() else torch.ones(1, device=ratio.device)
         stats = {"clip_frac": float(masked_mean((clipped < unclipped).float(), mask)),
                  "ratio_mean": float(rb.mean()), "ratio_min": float(rb.min()), "ratio_max": float(rb.max()),
-                 "approx_kl": float(masked_mean(torch.expm1(-log_ratio) + log_ratio, mask))}
+                 "approx_kl": float(masked_mean(torch.expm1(log_ratio) - log_ratio, mask))}
     return loss, stats
 
 
@@ -335,6 +338,7 @@ def train_ppo(
     extra_metrics: Callable[[PPOBatch], dict[str, float]] | None = None,
     seed: int = 0,
     progress: bool = True,
+    callback: Callable[[int, PreTrainedModel], dict[str, float] | None] | None = None,
 ) -> PPOResult:
     """Train ``policy`` (in place) with PPO for ``steps`` iterations of ``prompts_per_step`` fresh prompts.
 
@@ -349,6 +353,8 @@ def train_ppo(
         extra_metrics: called on each rollout; its dict is merged into that step's diagnostics (e.g. the
             verifier's score while training on a reward model).
         seed: sampling and shuffling seeds are derived from it.
+        callback: ``callback(steps_done, policy)`` after each update (a held-out evaluation every few steps); a
+            dict it returns is merged into that step's diagnostics.
 
     Returns:
         :class:`PPOResult` with per-step diagnostics: rollout stats (:func:`rollout_stats`) and the mean update
@@ -376,6 +382,9 @@ def train_ppo(
         h.update(ppo_update(policy, critic, opt, opt_v, batch, cfg, seed=seed * 100_003 + step))
         if not all(math.isfinite(v) or k == "explained_var" for k, v in h.items()):
             raise FloatingPointError(f"PPO diverged at step {step}: {h}")
+        if callback is not None:
+            h.update(callback(step + 1, policy) or {})
+            policy.eval()
         history.append(h)
     return PPOResult(policy, critic, history)
 

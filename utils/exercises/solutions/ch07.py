@@ -7,30 +7,27 @@ if TYPE_CHECKING:
     import torch
 
 
-def gae(rewards: "torch.Tensor", values: "torch.Tensor", mask: "torch.Tensor", gamma: float, lam: float) -> "torch.Tensor":
-    """07.1: the backward recursion ``A_t = delta_t + gamma lam A_{t+1}`` with ``V = 0`` past each row's end."""
+def kl_rewards_k3(scores: "torch.Tensor", logp: "torch.Tensor", ref_logp: "torch.Tensor", mask: "torch.Tensor",
+                  ended: "torch.Tensor", beta: float, eos_penalty: float) -> "torch.Tensor":
+    """07.1: ``-beta * k3`` on every real token, ``+ score - eos_penalty * (not ended)`` on each row's last real token."""
     import torch
 
     m = mask.float()
-    v = values.float() * m                       # padding is terminal: its value is 0
-    adv = torch.zeros_like(v)
-    nxt_a = torch.zeros_like(v[:, 0])
-    for t in reversed(range(v.shape[1])):
-        nxt_v = v[:, t + 1] if t + 1 < v.shape[1] else torch.zeros_like(nxt_a)
-        delta = rewards[:, t].float() + gamma * nxt_v - v[:, t]
-        nxt_a = (delta + gamma * lam * nxt_a) * m[:, t]
-        adv[:, t] = nxt_a
-    return adv
+    log_r = (ref_logp - logp) * m                       # log(pi_ref / pi) at the sampled tokens; 0 on padding
+    r = -beta * (torch.expm1(log_r) - log_r) * m        # k3 = (r - 1) - log r
+    last = (m.sum(-1) - 1).long()                       # right padding: the last real token of each row
+    r[torch.arange(len(last)), last] += scores.float() - eos_penalty * (~ended.bool()).float()
+    return r
 
 
-def ppo_clipped_loss(logp: "torch.Tensor", old_logp: "torch.Tensor", advantages: "torch.Tensor", mask: "torch.Tensor",
-                     eps: float) -> "torch.Tensor":
-    """07.2: ``-sum_t min(rho A, clip(rho) A) / N`` over the ``N`` real tokens, ``rho = exp(logp - old_logp)``."""
+def penalty_gradient(logits: "torch.Tensor", ref_logits: "torch.Tensor", kind: str) -> "torch.Tensor":
+    """07.2: ``E_{y~pi}[k(y) grad_z log pi(y)] = pi * k - pi * (pi . k)`` over the vocabulary (``grad_z log pi(y) = e_y - pi``)."""
     import torch
 
-    ratio = (logp - old_logp.detach()).exp()
-    obj = torch.minimum(ratio * advantages, ratio.clamp(1 - eps, 1 + eps) * advantages)
-    return -(obj * mask).sum() / mask.sum().clamp(min=1)
+    lp, lq = logits.log_softmax(-1), ref_logits.log_softmax(-1)
+    p = lp.exp()
+    k = lp - lq if kind == "k1" else torch.expm1(lq - lp) - (lq - lp)
+    return p * k - p * (p * k).sum(-1, keepdim=True)
 
 
 def explained_variance(values: "torch.Tensor", returns: "torch.Tensor", mask: "torch.Tensor") -> float:
@@ -41,30 +38,43 @@ def explained_variance(values: "torch.Tensor", returns: "torch.Tensor", mask: "t
 
 
 # ---------------------------------------------------------------- typical wrong answers (each must fail its grader)
-def _gae_bootstraps_padding(r, v, m, gamma, lam):  # bootstrapping from the padding's values
+def _kl_last_column(sc, lp, rl, m, ended, beta, pen):  # the score on the last column, not the last real token
+    r = kl_rewards_k3(sc * 0, lp, rl, m, ended | True, beta, 0.0)
+    r[:, -1] += sc.float() - pen * (~ended.bool()).float()
+    return r
+
+
+def _kl_k1(sc, lp, rl, m, ended, beta, pen):  # k1 instead of k3
     import torch
 
-    adv = torch.zeros_like(v)
-    nxt = torch.zeros_like(v[:, 0])
-    for t in reversed(range(v.shape[1])):
-        nv = v[:, t + 1] if t + 1 < v.shape[1] else torch.zeros_like(nxt)
-        nxt = (r[:, t] + gamma * nv - v[:, t] + gamma * lam * nxt) * m[:, t]
-        adv[:, t] = nxt
-    return adv
+    r = -beta * (lp - rl) * m
+    last = (m.sum(-1) - 1).long()
+    r[torch.arange(len(last)), last] += sc - pen * (~ended.bool()).float()
+    return r
 
 
-def _clipped(lp, old, a, eps, how):
+def _kl_unmasked(sc, lp, rl, m, ended, beta, pen):  # the penalty also on the padding
     import torch
 
-    ratio = (lp - old.detach()).exp()
-    c = ratio.clamp(1 - eps, 1 + eps) * a
-    return {"max": torch.maximum(ratio * a, c), "clip": c, "min": torch.minimum(ratio * a, c)}[how]
+    log_r = rl - lp
+    r = -beta * (torch.expm1(log_r) - log_r)
+    last = (m.sum(-1) - 1).long()
+    r[torch.arange(len(last)), last] += sc - pen * (~ended.bool()).float()
+    return r
 
 
-def _ppo_log_ratio(lp, old, a, m, eps):  # the ratio against the log-probs' difference
+def _pen_k3_inverted(z, zr, kind):  # k3 with r = pi / pi_ref (an estimate of another divergence)
     import torch
 
-    return -(torch.minimum((lp - old) * a, (lp - old).clamp(-eps, eps) * a) * m).sum() / m.sum()
+    lp, lq = z.log_softmax(-1), zr.log_softmax(-1)
+    p = lp.exp()
+    k = lp - lq if kind == "k1" else torch.expm1(lp - lq) - (lp - lq)
+    return p * k - p * (p * k).sum(-1, keepdim=True)
+
+
+def _pen_no_baseline(z, zr, kind):  # grad log pi(y) taken as onehot(y): the -pi term is missing
+    lp, lq = z.log_softmax(-1), zr.log_softmax(-1)
+    return lp.exp() * (lp - lq)
 
 
 def _ev_squared_correlation(v, r, m):  # the squared correlation
@@ -74,17 +84,18 @@ def _ev_squared_correlation(v, r, m):  # the squared correlation
 
 
 WRONG: dict[str, list[Callable[..., Any]]] = {
+    # the score on the last column; k1 instead of k3; the penalty on the padding; no missing-EOS penalty
     "07.1": [
-        lambda r, v, m, g, lam: gae(r, v, m, g, 1.0),  # lam ignored (Monte-Carlo advantage)
-        _gae_bootstraps_padding,
-        lambda r, v, m, g, lam: gae(r, v, m, g, lam) + v * m,  # returning A + V
+        _kl_last_column,
+        _kl_k1,
+        _kl_unmasked,
+        lambda sc, lp, rl, m, ended, beta, pen: kl_rewards_k3(sc, lp, rl, m, ended | True, beta, pen),
     ],
-    # max instead of min; the clipped term only; a per-sequence mean; the ratio against the log-probs' difference
+    # k3 treated as unbiased for the gradient (the KL's gradient for both); the -pi term missing; k3 with the ratio inverted
     "07.2": [
-        lambda lp, old, a, m, eps: -(_clipped(lp, old, a, eps, "max") * m).sum() / m.sum(),
-        lambda lp, old, a, m, eps: -(_clipped(lp, old, a, eps, "clip") * m).sum() / m.sum(),
-        lambda lp, old, a, m, eps: -((_clipped(lp, old, a, eps, "min") * m).sum(-1) / m.sum(-1)).mean(),
-        _ppo_log_ratio,
+        lambda z, zr, kind: penalty_gradient(z, zr, "k1"),
+        _pen_no_baseline,
+        _pen_k3_inverted,
     ],
     # the mask ignored; Var(V) / Var(R); the squared correlation
     "07.3": [

@@ -11,8 +11,16 @@ from ...world import parse_completion, split_steps
 _ONE_OP = re.compile(r"\d+[+\-*/]\d+=\d+")
 
 
+def document_mask(completion_ids: torch.Tensor, mask: torch.Tensor, stop_id: int) -> torch.Tensor:
+    """12.1: ``[B, T]`` ``mask`` cut after each row's first ``stop_id`` inside the mask (that token kept)."""
+    m = mask.bool()
+    hit = (completion_ids == stop_id) & m
+    before = torch.cumsum(hit.int(), dim=1) - hit.int()      # stop tokens strictly before each position
+    return m & (before == 0)
+
+
 def signal_share(rewards: torch.Tensor, group_size: int) -> float:
-    """12.1: the share of prompts (rows ``i*G ... i*G+G-1``) whose rewards are not all equal."""
+    """The share of prompts (rows ``i*G ... i*G+G-1``) whose rewards are not all equal (used in the solutions)."""
     g = rewards.reshape(-1, group_size)
     return float((g.max(1).values != g.min(1).values).float().mean())
 
@@ -65,13 +73,30 @@ def _gains_with_first(rows, skill):  # the first stage included with 0
     return {names[0]: 0.0, **{b: rows[b][skill] - rows[a][skill] for a, b in zip(names, names[1:])}}
 
 
+def _cut_exclusive(ids, mask, stop):  # the stop token itself masked out
+    hit = (ids == stop) & mask.bool()
+    return mask.bool() & (torch.cumsum(hit.int(), 1) == 0)
+
+
+def _cut_last(ids, mask, stop):  # up to the last stop token
+    hit = ((ids == stop) & mask.bool()).int()
+    after = hit.flip(1).cumsum(1).flip(1) - hit                  # stop tokens strictly after each position
+    return mask.bool() & ((after > 0) | (hit > 0) | (hit.sum(1, keepdim=True) == 0))
+
+
+def _cut_batch(ids, mask, stop):  # the first stop anywhere in the batch cuts every row
+    hit = ((ids == stop) & mask.bool()).any(0).int()
+    return mask.bool() & ((torch.cumsum(hit, 0) - hit) == 0)[None, :]
+
+
+def _cut_ignores_mask(ids, mask, stop):  # padding back in, pad positions can stop a row
+    hit = (ids == stop).int()
+    return (torch.cumsum(hit, 1) - hit) == 0
+
+
 WRONG: dict[str, list[Callable[..., Any]]] = {
-    # per sample instead of per prompt; a non-zero mean counted as signal; every G-th row as a group
-    "12.1": [
-        lambda r, G: float((r != r[0]).float().mean()),
-        lambda r, G: float((r.reshape(-1, G).mean(1) > 0).float().mean()),
-        lambda r, G: float((r.reshape(G, -1).T.std(1) > 0).float().mean()),
-    ],
+    # the stop token dropped; cut at the last stop; one cut for the whole batch; padding ignored
+    "12.1": [_cut_exclusive, _cut_last, _cut_batch, _cut_ignores_mask],
     "12.2": [_read_searched, _read_checked, _read_fragile],
     "12.3": [_gains_vs_first, _gains_alphabetical, _gains_with_first],
 }
