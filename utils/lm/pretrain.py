@@ -39,11 +39,16 @@ SFT_MIX = [("countdown", 2, 0.05), ("countdown", 3, 0.33), ("countdown", 4, 0.2)
            ("strings", 1, 0.07), ("strings", 2, 0.08), ("strings", 3, 0.07)]
 
 
+def textbook_prompt(p: world.Problem) -> str:
+    """The question part of :func:`textbook`: ``use 3 5 7 to make 26:`` (with a dialogue's history first)."""
+    history = "".join(f"{u}: {a}. " for u, a in p.meta.get("history", ()))
+    return f"{history}{p.prompt}:"
+
+
 def textbook(p: world.Problem) -> str:
     """A problem and its worked solution as plain pretraining text (no chat markers, no tags)."""
-    history = "".join(f"{u}: {a}. " for u, a in p.meta.get("history", ()))
     body = f"{','.join(p.steps)} so {p.answer}" if p.steps else p.answer
-    return f"{history}{p.prompt}: {body}"
+    return f"{textbook_prompt(p)} {body}"
 
 
 def arithmetic_facts(rng: random.Random, n: int = 8) -> str:

@@ -54,14 +54,18 @@ def placebo_reward(reward_fn: RewardFn, block: int | None, seed: int = 0) -> Rew
 
     def shuffled(problems: list[Problem], texts: list[str]) -> torch.Tensor:
         r = reward_fn(problems, texts).float().cpu()
-        n = r.shape[0]
-        size = n if block is None else block
-        if n % size:
-            raise ValueError(f"{n} rewards do not split into blocks of {size}")
-        perm = torch.argsort(torch.rand(n // size, size, generator=gen), dim=1) + torch.arange(0, n, size)[:, None]
-        return r[perm.reshape(-1)]
+        return r[permute_within_blocks(r.shape[0], r.shape[0] if block is None else block, gen)]
 
     return shuffled
+
+
+def permute_within_blocks(n: int, block: int, generator: torch.Generator) -> torch.Tensor:
+    """``[n]`` indices that permute rows at random within each consecutive block of ``block`` rows (the placebo's
+    shuffle: :func:`placebo_reward` for a reward function, :func:`utils.rl.oreo.shuffled_rewards` for offline data)."""
+    if n % block:
+        raise ValueError(f"{n} rewards do not split into blocks of {block}")
+    perm = torch.argsort(torch.rand(n // block, block, generator=generator), dim=1) + torch.arange(0, n, block)[:, None]
+    return perm.reshape(-1)
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -109,4 +113,4 @@ class StepHistory:
         return [h[key] for h in self.history]
 
 
-__all__ = ["Critic", "RewardFn", "StepHistory", "exact_token_kl", "masked_mean", "placebo_reward", "verifier_reward"]
+__all__ = ["Critic", "RewardFn", "StepHistory", "exact_token_kl", "masked_mean", "permute_within_blocks", "placebo_reward", "verifier_reward"]

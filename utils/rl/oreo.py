@@ -44,7 +44,7 @@ from ..lm.training import checkpointed
 from ..reward_models.model import rm_texts
 from ..reward_models.process import prm_batch
 from ..world import Problem, step_boundaries
-from .common import Critic, StepHistory, exact_token_kl, masked_mean
+from .common import Critic, StepHistory, exact_token_kl, masked_mean, permute_within_blocks
 from .policy_gradient import rollout
 
 # ----------------------------------------------------------------------------------------------
@@ -350,12 +350,8 @@ def shuffled_rewards(data: OfflineData, seed: int = 0) -> OfflineData:
     on it moves the policy as much as on the real data and learns nothing about *which* completion was right -
     the control for "method - placebo" (:func:`utils.rl.common.placebo_reward` does the same to a reward function).
     """
-    n, k = len(data), data.k
-    if n % k:
-        raise ValueError(f"{n} trajectories do not split into problems of {k}")
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.argsort(torch.rand(n // k, k, generator=g), dim=1) + torch.arange(0, n, k)[:, None]
-    return OfflineData(data.problems, data.samples, data.rewards[perm.reshape(-1)].clone(), k)
+    perm = permute_within_blocks(len(data), data.k, torch.Generator().manual_seed(seed))
+    return OfflineData(data.problems, data.samples, data.rewards[perm].clone(), data.k)
 
 
 def train_value(critic: Critic, data: OfflineData, steps: int, batch_size: int = 32, lr: float = 2e-4, beta: float = 0.0,

@@ -168,12 +168,10 @@ _NATIVE = re.compile(r"\s*(.*?)\s+so\s+(\S+)\s*", re.DOTALL)
 def native_prompts(tok: PreTrainedTokenizerBase, problems: Sequence[Problem]) -> list[str]:
     """The base model's own template (:func:`utils.lm.pretrain.textbook` without its solution), one per problem:
     ``<|bos|>use 3 5 7 to make 26:`` (no chat markers, no tags). A ``prompt_fn`` for ``train_grpo``/``collect``."""
+    from ..lm.pretrain import textbook_prompt
+
     bos = tok.bos_token or ""
-    out = []
-    for p in problems:
-        history = "".join(f"{u}: {a}. " for u, a in p.meta.get("history", ()))
-        out.append(f"{bos}{history}{p.prompt}:")
-    return out
+    return [bos + textbook_prompt(p) for p in problems]
 
 
 def from_native(text: str | None) -> str:
